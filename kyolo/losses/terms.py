@@ -1,0 +1,102 @@
+"""Loss terms, one pure function each, built on :mod:`kyolo.boxes`.
+
+Shapes: ``b`` images, ``S = gh*gw*A`` prediction slots of one scale, ``K = max_boxes`` ground-truth
+rows, ``C`` classes. Every term returns a per-image ``(b,)`` float32 tensor.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from kyolo.boxes import pairwise_iou
+
+
+def bce_with_logits(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """Elementwise binary cross-entropy on logits, ``max(x,0) − x·z + log(1 + e^−|x|)``.
+
+    Stable for any finite logit (±1e4 included) and for labels outside [0, 1].
+    """
+    return tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
+
+
+def ignore_mask(
+    pred_boxes: tf.Tensor, true_boxes: tf.Tensor, valid: tf.Tensor, threshold: float
+) -> tf.Tensor:
+    """1 where a prediction overlaps no ground truth by ``threshold`` IoU or more, else 0.
+
+    Computed image by image with ``tf.map_fn`` so that the IoU matrix is ``(S, K)`` per image,
+    never ``(b, S, K)`` for the whole batch; every shape is fixed, so it compiles under XLA. No
+    gradient flows through the mask (as in keras-yolo3, where it is a comparison).
+
+    Args:
+        pred_boxes: ``(b, S, 4)`` predicted ``xywh``.
+        true_boxes: ``(b, K, 4)`` ground-truth ``xywh`` (same units); ``valid``: ``(b, K)`` bool.
+    Returns:
+        ``(b, S)`` float32. An image without ground truth ignores nothing (best IoU = −1).
+    """
+
+    def one_image(args: tuple[tf.Tensor, tf.Tensor, tf.Tensor]) -> tf.Tensor:
+        pred, true, ok = args
+        best = tf.reduce_max(tf.where(ok[None, :], pairwise_iou(pred, true), -1.0), axis=-1)
+        return tf.cast(best < threshold, tf.float32)
+
+    return tf.map_fn(
+        one_image,
+        (tf.stop_gradient(pred_boxes), true_boxes, valid),
+        fn_output_signature=tf.float32,
+    )
+
+
+def keras_yolo3_box_terms(
+    y_true: tf.Tensor,
+    logits: tf.Tensor,
+    cell: tf.Tensor,
+    anchors_norm: tf.Tensor,
+    grid_wh: tf.Tensor,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """keras-yolo3 box loss: xy BCE against the in-cell offset, wh ½·MSE in log space.
+
+    Both are weighted by ``box_loss_scale = 2 − w·h`` (small boxes count more) and summed over
+    assigned slots.
+
+    Args:
+        y_true: ``(b, gh, gw, A, 5 + C)`` targets (xywh normalised to the input image).
+        logits: ``(b, gh, gw, A, 5 + C)`` raw predictions.
+        cell: ``(gh, gw, 1, 2)`` cell column/row; ``anchors_norm``: ``(A, 2)`` anchors as a
+            fraction of the input; ``grid_wh``: ``(2,)`` grid width and height.
+    Returns:
+        ``xy (b,)``, ``wh (b,)``.
+    """
+    positive = y_true[..., 4:5] > 0
+    obj = tf.cast(positive, tf.float32)
+    weight = obj * (2.0 - y_true[..., 2:3] * y_true[..., 3:4])
+    target_xy = tf.where(positive, y_true[..., :2] * grid_wh - cell, 0.0)
+    # log(0) at empty slots is masked before the log, not after, to keep gradients finite.
+    target_wh = tf.math.log(tf.where(positive, y_true[..., 2:4] / anchors_norm, 1.0))
+    xy = weight * bce_with_logits(target_xy, logits[..., :2])
+    wh = weight * 0.5 * tf.square(target_wh - logits[..., 2:4])
+    return _per_image(xy), _per_image(wh)
+
+
+def objectness_term(y_true: tf.Tensor, logits: tf.Tensor, ignore: tf.Tensor) -> tf.Tensor:
+    """Objectness BCE: positives always count, negatives only where ``ignore`` is 1.
+
+    Args:
+        y_true, logits: ``(b, ..., 5 + C)``; ``ignore``: ``(b, ...)`` matching the slot dims.
+    Returns:
+        ``(b,)`` summed over slots.
+    """
+    obj = y_true[..., 4]
+    bce = bce_with_logits(obj, logits[..., 4])
+    return _per_image(obj * bce + (1.0 - obj) * bce * ignore)
+
+
+def class_term(y_true: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """Class BCE at assigned slots (independent sigmoids, multi-label), summed → ``(b,)``."""
+    obj = y_true[..., 4:5]
+    return _per_image(obj * bce_with_logits(y_true[..., 5:], logits[..., 5:]))
+
+
+def _per_image(values: tf.Tensor) -> tf.Tensor:
+    """Sum every axis but the batch axis."""
+    return tf.reduce_sum(tf.reshape(values, [tf.shape(values)[0], -1]), axis=-1)
