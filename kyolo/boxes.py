@@ -142,5 +142,6 @@ def ciou(boxes1: tf.Tensor, boxes2: tf.Tensor) -> tf.Tensor:
 
 
 def _safe_atan_ratio(w: tf.Tensor, h: tf.Tensor) -> tf.Tensor:
-    """atan(w / h), with h floored at 1e-9 so that empty boxes give 0 and finite gradients."""
-    return tf.math.atan2(w, tf.maximum(h, 1e-9))
+    """atan(w / h) for w, h ≥ 0 (π/2 at h = 0); an empty box gives 0 with a finite gradient."""
+    empty = (w <= 0) & (h <= 0)
+    return tf.math.atan2(w, tf.where(empty, tf.ones_like(h), h))

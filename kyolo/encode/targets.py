@@ -54,25 +54,23 @@ def check_boxes(boxes: tf.Tensor, classes: tf.Tensor, cfg: YoloConfig) -> tf.Ten
     checks = []
     for bad, rule in rules:
         first = tf.argmax(tf.pad(tf.cast(bad, tf.int32), [[0, 1]]), output_type=tf.int32)
-        checks.append(
-            tf.debugging.Assert(
-                ~tf.reduce_any(bad),
-                [
-                    f"kyolo.encode: {rule}; box index",
-                    first,
-                    "xywh",
-                    tf.gather(padded_boxes, first),
-                    "class",
-                    tf.gather(padded_classes, first),
-                ],
-                summarize=8,
-            )
+        detail = tf.strings.format(
+            "kyolo.encode: "
+            + rule.replace("{", "{{").replace("}", "}}")
+            + "; box index {}, xywh {}, class {}",
+            (first, tf.gather(padded_boxes, first), tf.gather(padded_classes, first)),
         )
+        checks.append(tf.debugging.Assert(~tf.reduce_any(bad), [detail]))
     count = tf.reduce_sum(tf.cast(valid, tf.int32))
     checks.append(
         tf.debugging.Assert(
             count <= cfg.max_boxes,
-            [f"kyolo.encode: image has more boxes than max_boxes={cfg.max_boxes}:", count],
+            [
+                tf.strings.format(
+                    f"kyolo.encode: image has {{}} boxes, more than max_boxes={cfg.max_boxes}",
+                    count,
+                )
+            ],
         )
     )
     with tf.control_dependencies(checks):
