@@ -1,0 +1,1 @@
+"""Command-line jobs: ``python -m training.train``, ``training.predict``, ``training.anchors``."""

@@ -1,0 +1,3 @@
+from kyolo.config import YOLOV3
+
+PRESETS = {"yolov3": YOLOV3}

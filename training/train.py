@@ -1,0 +1,341 @@
+"""Train a YOLO detector with ``model.fit`` and export it.
+
+``python -m training.train`` with no flag trains the nano model on the bundled DigitsDet data
+(generated on first use) and writes everything to ``saved_models/digits_nano``: ``model.keras``,
+the ``serving`` SavedModel, ``metrics.json``, ``curves.png``, TensorBoard logs and a backup that
+lets a killed run resume where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+LOG = logging.getLogger("kyolo.train")
+DATA_FORMATS = ("digits", "coco", "voc", "yolo")
+DEFAULT_OUT = os.path.join("saved_models", "digits_nano")
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags that say where the data is (shared with ``training.anchors``)."""
+    parser.add_argument("--data-format", choices=DATA_FORMATS, default="digits")
+    parser.add_argument(
+        "--train",
+        help="training annotations: COCO json file, VOC xml folder or YOLO label folder",
+    )
+    parser.add_argument("--train-images", help="image folder of --train")
+    parser.add_argument("--val", help="validation annotations, like --train")
+    parser.add_argument("--val-images", help="image folder of --val")
+    parser.add_argument("--classes", help="text file with one class name per line (voc, yolo)")
+    parser.add_argument(
+        "--data-dir",
+        default=os.path.join("runs", "digitsdet"),
+        help="where DigitsDet is generated (digits only)",
+    )
+    parser.add_argument(
+        "--digits",
+        type=int,
+        nargs=2,
+        default=(1000, 200),
+        metavar=("TRAIN", "VAL"),
+        help="DigitsDet images per split (digits only)",
+    )
+    parser.add_argument(
+        "--on-invalid",
+        choices=("raise", "drop", "clip"),
+        default="raise",
+        help="bad boxes in annotations: stop with an error (default), or drop/clip them with "
+        "a logged warning each",
+    )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    from kyolo.models import MODELS
+    from training._presets import PRESETS
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_data_arguments(parser)
+    parser.add_argument("--model", choices=sorted(MODELS), default="nano")
+    parser.add_argument("--loss-preset", choices=sorted(PRESETS), default="yolov3")
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument(
+        "--img-size", type=int, nargs="+", default=[128], help="input size: S or H W"
+    )
+    parser.add_argument(
+        "--anchors",
+        default="auto",
+        help="'auto' (k-means on the training boxes), 'preset', or 'w,h w,h ...' in pixels",
+    )
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--warmup-epochs", type=float, default=2.0)
+    parser.add_argument("--eval-every", type=int, default=5, help="epochs between mAP evals")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=DEFAULT_OUT)
+    parser.add_argument("--strategy", choices=("default", "mirrored"), default="default")
+    args = parser.parse_args(argv)
+    for name in ("epochs", "batch_size", "eval_every"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if len(args.img_size) not in (1, 2):
+        parser.error(f"--img-size takes 1 or 2 values, got {args.img_size}")
+    if args.data_format != "digits" and not (args.train and args.val):
+        parser.error(f"--data-format {args.data_format} needs --train and --val")
+    if args.data_format in ("voc", "yolo") and not args.classes:
+        parser.error(f"--data-format {args.data_format} needs --classes")
+    return args
+
+
+def load_data(args: argparse.Namespace) -> tuple[list, list, list[str]]:
+    """``(train annotations, val annotations, class names)`` for the chosen format."""
+    from kyolo import data
+
+    if args.data_format == "digits":
+        # Deterministic and fast (seconds): regenerating beats trusting a stale folder.
+        paths = data.make_digits(args.data_dir, n_train=args.digits[0], n_val=args.digits[1])
+        names = list(paths.class_names)
+        return (
+            data.read_yolo(paths.train_images, paths.train_labels, len(names)),
+            data.read_yolo(paths.val_images, paths.val_labels, len(names)),
+            names,
+        )
+    if args.data_format == "coco":
+        train, names = data.read_coco(args.train, args.train_images, on_invalid=args.on_invalid)
+        val, val_names = data.read_coco(args.val, args.val_images, on_invalid=args.on_invalid)
+        if val_names != names:
+            raise ValueError(f"--val categories {val_names} differ from --train's {names}")
+        return train, val, names
+    names = read_class_names(args.classes)
+    if args.data_format == "voc":
+        return (
+            data.read_voc(args.train, args.train_images, names, on_invalid=args.on_invalid),
+            data.read_voc(args.val, args.val_images, names, on_invalid=args.on_invalid),
+            names,
+        )
+    return (
+        data.read_yolo(args.train_images, args.train, len(names), on_invalid=args.on_invalid),
+        data.read_yolo(args.val_images, args.val, len(names), on_invalid=args.on_invalid),
+        names,
+    )
+
+
+def read_class_names(path: str) -> list[str]:
+    with open(path, encoding="utf-8") as f:
+        names = [line.strip() for line in f if line.strip()]
+    if not names:
+        raise ValueError(f"{path}: no class names (expected one per line)")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{path}: duplicate class names")
+    return names
+
+
+def build_config(args: argparse.Namespace, train: list, num_classes: int):
+    """The preset's loss settings on this dataset's geometry (input size, classes, anchors)."""
+    from training._presets import PRESETS
+    from training.anchors import kmeans_anchors, letterboxed_wh
+
+    preset = PRESETS[args.loss_preset]
+    height, width = (args.img_size * 2)[:2]
+    strides = {"nano": (16, 8)}.get(args.model, preset.strides)
+    num_anchors = preset.anchors_per_scale * len(strides)
+    masks = tuple(
+        tuple(
+            range(
+                num_anchors - (s + 1) * preset.anchors_per_scale,
+                num_anchors - s * preset.anchors_per_scale,
+            )
+        )
+        for s in range(len(strides))
+    )
+    if args.anchors == "auto":
+        wh = np.concatenate([letterboxed_wh(a, height, width) for a in train])
+        anchors, iou = kmeans_anchors(wh, num_anchors, seed=args.seed)
+        LOG.info("k-means anchors %s (mean best IoU %.3f)", anchors.round(1).tolist(), iou)
+    elif args.anchors == "preset":
+        anchors = np.array(preset.anchors)
+        if len(anchors) != num_anchors:
+            raise ValueError(f"preset has {len(anchors)} anchors, model needs {num_anchors}")
+        masks = preset.masks
+    else:
+        anchors = np.array([[float(v) for v in pair.split(",")] for pair in args.anchors.split()])
+        if anchors.shape != (num_anchors, 2):
+            raise ValueError(f"--anchors needs {num_anchors} 'w,h' pairs, got {args.anchors!r}")
+    return preset.replace(
+        num_classes=num_classes,
+        input_size=(height, width),
+        anchors=tuple(map(tuple, anchors.tolist())),
+        masks=masks,
+        strides=strides,
+    )
+
+
+def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+    """Run the whole job; returns what ``metrics.json`` holds.
+
+    ``extra_callbacks`` are appended to the Keras callbacks (tests use them to interrupt a run).
+    """
+    import keras
+    import tensorflow as tf
+
+    from kyolo.callbacks import CocoMeanAveragePrecision
+    from kyolo.data.pipeline import Augmentation, make_dataset
+    from kyolo.export import export_saved_model
+    from kyolo.losses import YoloLoss
+    from kyolo.metrics import YoloLossComponents
+    from kyolo.models import build_model
+    from training.targets import target_encoder
+
+    started = time.time()
+    keras.utils.set_random_seed(args.seed)
+    os.makedirs(args.out, exist_ok=True)
+    train_ann, val_ann, names = load_data(args)
+    cfg = build_config(args, train_ann, len(names))
+    # Mirrored digits are not digits: no flips for DigitsDet.
+    augment = Augmentation(flip_prob=0.0) if args.data_format == "digits" else Augmentation()
+    encode = target_encoder(cfg)
+    train_ds = make_dataset(
+        train_ann,
+        cfg,
+        batch_size=args.batch_size,
+        training=True,
+        seed=args.seed,
+        augment=augment,
+        encode=encode,
+    )
+    val_ds = make_dataset(val_ann, cfg, batch_size=args.batch_size, training=False, encode=encode)
+    map_ds = make_dataset(val_ann, cfg, batch_size=args.batch_size, training=False)
+
+    strategy = (
+        tf.distribute.MirroredStrategy()
+        if args.strategy == "mirrored"
+        else tf.distribute.get_strategy()
+    )
+    steps = int(np.ceil(len(train_ann) / args.batch_size))
+    with strategy.scope():
+        model = build_model(args.model, cfg)
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0,
+            decay_steps=max(1, args.epochs * steps - int(args.warmup_epochs * steps)),
+            warmup_target=args.lr,
+            warmup_steps=int(args.warmup_epochs * steps),
+            alpha=0.01,
+        )
+        losses = [YoloLoss(cfg, s) for s in range(cfg.num_scales)]
+        model.compile(
+            optimizer=keras.optimizers.Adam(schedule),
+            loss=losses,
+            metrics=[[YoloLossComponents(loss)] for loss in losses],
+        )
+    backup_dir = os.path.join(args.out, "backup")
+    history_csv = os.path.join(args.out, "history.csv")
+    if not os.path.isdir(backup_dir) and os.path.exists(history_csv):
+        os.remove(history_csv)  # a fresh run, not a resumed one: start the history anew
+    callbacks = [
+        CocoMeanAveragePrecision(map_ds, cfg, frequency=args.eval_every),
+        keras.callbacks.BackupAndRestore(backup_dir),
+        keras.callbacks.ModelCheckpoint(
+            os.path.join(args.out, "best.keras"),
+            monitor="val_mAP50",
+            mode="max",
+            save_best_only=True,
+        ),
+        keras.callbacks.TensorBoard(os.path.join(args.out, "logs")),
+        keras.callbacks.CSVLogger(history_csv, append=True),
+        *extra_callbacks,
+    ]
+    model.fit(
+        train_ds, validation_data=val_ds, epochs=args.epochs, callbacks=callbacks, verbose=2
+    )
+    model.save(os.path.join(args.out, "model.keras"))
+    export_saved_model(model, cfg, os.path.join(args.out, "serving"))
+    served = evaluate_saved_model(os.path.join(args.out, "serving"), val_ann, len(names))
+    logs = read_history(history_csv)  # every epoch, also those before a resume
+    metrics = {
+        "wall_time_s": round(time.time() - started, 1),
+        "epochs": args.epochs,
+        "final_loss": logs["loss"][-1],
+        "best_loss": min(logs["loss"]),
+        "val_mAP50": logs["val_mAP50"][-1],
+        "val_mAP50_95": logs["val_mAP50_95"][-1],
+        "saved_model_val_mAP50": served["mAP50"],
+        "saved_model_val_mAP50_95": served["mAP50_95"],
+        "history": logs,
+        "config": cfg.to_dict(),
+        "args": vars(args),
+    }
+    with open(os.path.join(args.out, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=2)
+    plot_curves(metrics["history"], os.path.join(args.out, "curves.png"))
+    return metrics
+
+
+def read_history(path: str) -> dict[str, list[float]]:
+    """``CSVLogger``'s file as ``{column: values}`` in epoch order."""
+    import csv
+
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {key: [float(row[key]) for row in rows] for key in rows[0]} if rows else {}
+
+
+def evaluate_saved_model(path: str, annotations: list, num_classes: int) -> dict[str, float]:
+    """mAP of the exported SavedModel on raw images, boxes compared in original image pixels."""
+    import tensorflow as tf
+
+    from kyolo.data.pipeline import decode_image
+    from kyolo.evaluate import coco_map
+
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    truths, detections = [], []
+    for ann in annotations:
+        image = decode_image(tf.io.read_file(ann.image_path))
+        found = {k: v.numpy()[0] for k, v in serve(images=image[None]).items()}
+        n = found["count"]
+        truths.append((ann.boxes, ann.classes))
+        detections.append((found["boxes"][:n], found["scores"][:n], found["classes"][:n]))
+    return coco_map(truths, detections, num_classes)
+
+
+def plot_curves(history: dict[str, list[float]], path: str) -> None:
+    """Loss (train/val) and val mAP per epoch, side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    for key in ("loss", "val_loss"):
+        if key in history:
+            left.plot(epochs, history[key], label=key)
+    left.set(xlabel="epoch", ylabel="loss", yscale="log", title="YOLO loss")
+    left.legend()
+    for key in ("val_mAP50", "val_mAP50_95"):
+        if key in history:
+            right.plot(epochs, history[key], label=key)
+    right.set(xlabel="epoch", ylabel="mAP", ylim=(0, 1), title="validation mAP (pycocotools)")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    metrics = train(parse_args(argv))
+    print(
+        f"done in {metrics['wall_time_s']:.0f} s: val mAP50 {metrics['val_mAP50']:.3f}, "
+        f"mAP50-95 {metrics['val_mAP50_95']:.3f}; SavedModel mAP50 "
+        f"{metrics['saved_model_val_mAP50']:.3f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
