@@ -16,14 +16,15 @@ class CocoMeanAveragePrecision(keras.callbacks.Callback):
     """Adds ``val_mAP50`` and ``val_mAP50_95`` (pycocotools) to the epoch logs.
 
     Place it *before* ``ModelCheckpoint``, ``TensorBoard`` and ``CSVLogger`` in the callback list
-    so that they see the values. Epochs it skips (see ``frequency``) carry the last values.
+    so that they see the values. Epochs it skips (see ``frequency``) carry the last values, and
+    ``val_mAP_epoch`` says which (0-based) epoch they were measured at.
 
     Args:
         dataset: validation data from ``kyolo.data.pipeline.make_dataset(..., encode=None)``.
         cfg: the head configuration.
         frequency: evaluate every this many epochs, and always at the last epoch.
-        nms_args: passed to :func:`kyolo.postprocess.non_max_suppression`; the default score
-            threshold 0.001 is COCO practice for mAP.
+        nms_args: passed to :func:`kyolo.postprocess.non_max_suppression` (whose defaults are
+            the exporter's too, so the SavedModel reproduces these numbers).
     """
 
     def __init__(
@@ -33,7 +34,7 @@ class CocoMeanAveragePrecision(keras.callbacks.Callback):
         self.dataset = dataset
         self.cfg = cfg
         self.frequency = max(1, int(frequency))
-        self.nms_args = {"score_threshold": 0.001, **nms_args}
+        self.nms_args = nms_args
         self.last: dict[str, float] = {}
         self._detect = None
 
@@ -51,5 +52,6 @@ class CocoMeanAveragePrecision(keras.callbacks.Callback):
         if (epoch + 1) % self.frequency == 0 or last_epoch or not self.last:
             result = evaluate_detector(self._detect, self.dataset, self.cfg.num_classes)
             self.last = {f"val_{key}": value for key, value in result.items()}
+            self.last["val_mAP_epoch"] = float(epoch)
         if logs is not None:
             logs.update(self.last)

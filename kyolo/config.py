@@ -1,8 +1,11 @@
-"""The one anchor/scale configuration object shared by encoder, loss, decoder and exporter.
+"""The one configuration object shared by encoder, loss, decoder and exporter.
 
 Scale ``s`` is the model's ``s``-th output. Its grid is ``input_size // strides[s]`` and its anchors
-are ``anchors[masks[s]]``. Presets are values of :class:`YoloConfig`, never subclasses: derive a
-variant with :meth:`YoloConfig.replace`.
+are ``anchors[masks[s]]``. :class:`YoloConfig` holds that geometry, how ground truths are assigned
+to prediction slots and how raw outputs decode into boxes; its nested :class:`LossConfig` holds the
+loss hyper-parameters. Presets (:data:`YOLOV3`, :data:`YOLOV4`, :data:`YOLOV5`, ...) are values of
+:class:`YoloConfig`, never subclasses: derive a variant with :meth:`YoloConfig.replace` or
+:meth:`YoloConfig.with_loss`. ``docs/losses.md`` gives each preset's equations and sources.
 """
 
 from __future__ import annotations
@@ -25,11 +28,141 @@ COCO_ANCHORS: tuple[tuple[float, float], ...] = (
 )
 
 IGNORE_AGAINST = ("scale", "image")
+ASSIGNERS = ("best_anchor", "best_anchor_per_scale", "multi_anchor", "ratio")
+DECODES = ("v3", "v5")
+BOX_LOSSES = ("keras_yolo3", "mse", "iou", "giou", "diou", "ciou")
+SCORE_LOSSES = ("bce", "mse")
+OBJ_TARGETS = ("one", "iou")
+TERM_REDUCTIONS = ("sum", "mean")
+FOCAL_ALPHA = 0.25
+"""α of the focal loss: RetinaNet's value, which YOLOv5's ``FocalLoss`` also fixes."""
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+def _jsonable(value: Any) -> Any:
+    """Tuples → lists and nested configs → dicts, recursively (JSON-ready, Keras-serialisable)."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    """Loss hyper-parameters; the defaults are keras-yolo3's ``yolo_loss``.
+
+    Per scale, with ``P`` the assigned (positive) slots, ``N`` the others and ``S`` all slots::
+
+        loss = box_gain · Σ_P box  +  obj_gain · balance[s] · (Σ_P obj + noobj_weight · Σ_N w·obj)
+               + cls_gain · Σ_P Σ_c cls
+
+    where ``w`` is the ignore mask (× the OHEM selection). ``term_reduction`` turns the sums into
+    YOLOv5's means. Attributes:
+
+        box_loss: ``"keras_yolo3"`` (xy BCE on the in-cell offset + ½·MSE of log-wh, weighted by
+            2 − w·h), ``"mse"`` (squared error of in-cell xy and of log or sqrt wh: YOLOv1/v2, the
+            training study), or ``1 − X`` for ``X`` in ``"iou"``, ``"giou"``, ``"diou"``,
+            ``"ciou"`` (computed in grid-cell units, i.e. pixels up to scale).
+        sqrt_wh: with ``box_loss="mse"``: compare √w, √h (fractions of the image, YOLOv1) instead
+            of log(w / anchor) (YOLOv2).
+        score_loss: objectness and class loss on each logit: ``"bce"`` (sigmoid cross-entropy) or
+            ``"mse"`` (squared error of the sigmoid, YOLOv1/v2).
+        obj_target: objectness target of positives: ``"one"``, or ``"iou"``: the detached IoU
+            (of the ``box_loss`` kind when it is an IoU, plain IoU otherwise) clamped at 0.
+        term_reduction: ``"sum"``: every term summed over the image's slots (keras-yolo3,
+            Darknet); Keras' ``sum_over_batch_size`` then averages images. ``"mean"``: YOLOv5: box
+            averaged over the batch's positives, objectness over all of its slots, class over
+            positives × classes, the total multiplied by the (global) batch size.
+        box_gain, obj_gain, cls_gain: term weights (YOLOv5 ``box``/``obj``/``cls``; Darknet
+            ``iou_normalizer``/``obj_normalizer``/``cls_normalizer``; YOLOv1 λcoord = box_gain).
+        noobj_weight: weight of negatives' objectness relative to positives' (YOLOv1 λnoobj).
+        balance: per-scale objectness weight (YOLOv5 ``balance``), ``None`` for all 1.
+        ignore_thresh: negatives whose decoded box overlaps a ground truth by this IoU or more get
+            no objectness loss; ``None`` scores every negative (YOLOv1, YOLOv5).
+        label_smoothing: ε of YOLOv5's ``smooth_BCE``: class targets 1 − ε/2 and ε/2.
+        focal_gamma: γ > 0 multiplies objectness and class BCE by the focal factor
+            ``α_t (1 − p_t)^γ`` (Lin et al. 2017, eq. 5, α = :data:`FOCAL_ALPHA`); 0 is off.
+        cls_pos_weight: BCE weight of positive class labels (YOLOv5 ``cls_pw``).
+        obj_pos_weight: BCE weight of positive objectness labels (YOLOv5 ``obj_pw``), or
+            ``"auto"``: 0.5 · (slots − positives) / positives of the scale's batch (training
+            study).
+        ohem_ratio: > 0 keeps, per image, only the ``ohem_ratio × positives`` negatives with the
+            largest objectness loss (SSD hard-negative mining, 3:1); 0 is off.
+        skip_single_class: no class loss when ``num_classes == 1`` (YOLOv5).
+    """
+
+    box_loss: str = "keras_yolo3"
+    sqrt_wh: bool = False
+    score_loss: str = "bce"
+    obj_target: str = "one"
+    term_reduction: str = "sum"
+    box_gain: float = 1.0
+    obj_gain: float = 1.0
+    cls_gain: float = 1.0
+    noobj_weight: float = 1.0
+    balance: tuple[float, ...] | None = None
+    ignore_thresh: float | None = 0.5
+    label_smoothing: float = 0.0
+    focal_gamma: float = 0.0
+    cls_pos_weight: float = 1.0
+    obj_pos_weight: float | str = 1.0
+    ohem_ratio: float = 0.0
+    skip_single_class: bool = False
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        for name in ("box_gain", "obj_gain", "cls_gain", "noobj_weight", "label_smoothing"):
+            set_(self, name, float(getattr(self, name)))
+        for name in ("focal_gamma", "cls_pos_weight", "ohem_ratio"):
+            set_(self, name, float(getattr(self, name)))
+        if self.balance is not None:
+            set_(self, "balance", tuple(float(b) for b in self.balance))
+        if self.ignore_thresh is not None:
+            set_(self, "ignore_thresh", float(self.ignore_thresh))
+        if self.obj_pos_weight != "auto":
+            set_(self, "obj_pos_weight", float(self.obj_pos_weight))
+        _check_choice("box_loss", self.box_loss, BOX_LOSSES)
+        _check_choice("score_loss", self.score_loss, SCORE_LOSSES)
+        _check_choice("obj_target", self.obj_target, OBJ_TARGETS)
+        _check_choice("term_reduction", self.term_reduction, TERM_REDUCTIONS)
+        if self.sqrt_wh and self.box_loss != "mse":
+            raise ValueError(f"sqrt_wh applies to box_loss='mse' only, got {self.box_loss!r}")
+        gains = (self.box_gain, self.obj_gain, self.cls_gain, self.noobj_weight)
+        if min(gains) < 0 or (self.balance is not None and min(self.balance) < 0):
+            raise ValueError("gains, noobj_weight and balance must be >= 0")
+        if self.ignore_thresh is not None and not 0 < self.ignore_thresh <= 1:
+            raise ValueError(f"ignore_thresh must be in (0, 1] or None, got {self.ignore_thresh}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.focal_gamma < 0 or self.ohem_ratio < 0:
+            raise ValueError("focal_gamma and ohem_ratio must be >= 0")
+        if self.cls_pos_weight <= 0 or (self.obj_pos_weight != "auto" and self.obj_pos_weight <= 0):
+            raise ValueError("cls_pos_weight and obj_pos_weight must be > 0 (or 'auto' for obj)")
+        if self.score_loss == "mse" and (
+            self.focal_gamma > 0 or self.cls_pos_weight != 1 or self.obj_pos_weight != 1
+        ):
+            raise ValueError("focal_gamma and pos weights modify BCE: use score_loss='bce'")
+
+    def replace(self, **changes: Any) -> LossConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict accepted back by ``LossConfig(**d)``."""
+        return _jsonable(self)
+
+    @classmethod
+    def from_any(cls, config: LossConfig | dict[str, Any]) -> LossConfig:
+        return config if isinstance(config, cls) else cls(**config)
 
 
 @dataclasses.dataclass(frozen=True)
 class YoloConfig:
-    """Geometry of a YOLO head.
+    """Geometry, assignment and decoding of a YOLO head, plus its loss.
 
     Attributes:
         num_classes: number of object classes ``C``.
@@ -43,8 +176,23 @@ class YoloConfig:
             above it; the loss uses it as the fixed size of its per-image box list.
         ignore_against: which ground truths the ignore mask compares predictions with.
             ``"scale"`` — the boxes assigned to the same scale (keras-yolo3, yolov3-tf2);
-            ``"image"`` — every box of the image (TF Model Garden). ``"image"`` makes the encoder
-            append the image's padded box list to each ``y_true`` (see ``kyolo.encode``).
+            ``"image"`` — every box of the image (Darknet, TF Model Garden). ``"image"`` makes the
+            encoder append the image's padded box list to each ``y_true`` (see ``kyolo.encode``).
+        assigner: which slots a ground truth is written to (:mod:`kyolo.encode`):
+            ``"best_anchor"`` — its one best anchor by centred w/h IoU over all scales
+            (keras-yolo3); ``"best_anchor_per_scale"`` — the best anchor of every scale;
+            ``"multi_anchor"`` — the best anchor plus every anchor with IoU > ``iou_thresh``
+            (Darknet YOLOv4); ``"ratio"`` — every anchor with w/h ratio max(r, 1/r) <
+            ``anchor_t``, in the centre cell and the two neighbour cells nearest the centre
+            (YOLOv5).
+        iou_thresh: anchor IoU threshold of ``"multi_anchor"`` (Darknet ``iou_thresh``).
+        anchor_t: anchor ratio threshold of ``"ratio"`` (YOLOv5 ``anchor_t``).
+        decode: box size parameterisation: ``"v3"``: ``wh = e^t · anchor``; ``"v5"``:
+            ``wh = (2σ(t))² · anchor``.
+        scale_xy: grid sensitivity ``s`` of the centre, ``xy = s·σ(t) − (s − 1)/2`` cells from the
+            cell corner (Darknet ``scale_x_y``; 1 is YOLOv3, 2 is YOLOv5): one value for every
+            scale or one per scale.
+        loss: the loss hyper-parameters, :class:`LossConfig`.
     """
 
     num_classes: int
@@ -54,6 +202,12 @@ class YoloConfig:
     strides: tuple[int, ...] = (32, 16, 8)
     max_boxes: int = 100
     ignore_against: str = "scale"
+    assigner: str = "best_anchor"
+    iou_thresh: float = 0.213
+    anchor_t: float = 4.0
+    decode: str = "v3"
+    scale_xy: float | tuple[float, ...] = 1.0
+    loss: LossConfig = LossConfig()
 
     def __post_init__(self) -> None:
         # Normalise lists (e.g. from JSON) to tuples so the object stays hashable and frozen.
@@ -62,6 +216,17 @@ class YoloConfig:
         set_(self, "anchors", tuple((float(w), float(h)) for w, h in self.anchors))
         set_(self, "masks", tuple(tuple(int(i) for i in m) for m in self.masks))
         set_(self, "strides", tuple(int(s) for s in self.strides))
+        set_(self, "iou_thresh", float(self.iou_thresh))
+        set_(self, "anchor_t", float(self.anchor_t))
+        if isinstance(self.scale_xy, tuple | list):
+            set_(self, "scale_xy", tuple(float(s) for s in self.scale_xy))
+        else:
+            set_(self, "scale_xy", float(self.scale_xy))
+        set_(self, "loss", LossConfig.from_any(self.loss))
+        self._check_geometry()
+        self._check_assignment()
+
+    def _check_geometry(self) -> None:
         if self.num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
         if len(self.input_size) != 2 or min(self.input_size) < 1:
@@ -86,9 +251,35 @@ class YoloConfig:
                 )
         if self.max_boxes < 1:
             raise ValueError(f"max_boxes must be >= 1, got {self.max_boxes}")
-        if self.ignore_against not in IGNORE_AGAINST:
+        for name, per_scale in (("scale_xy", self.scale_xy), ("loss.balance", self.loss.balance)):
+            if isinstance(per_scale, tuple) and len(per_scale) != self.num_scales:
+                raise ValueError(
+                    f"{name} {per_scale} needs one value per scale ({self.num_scales})"
+                )
+
+    def _check_assignment(self) -> None:
+        _check_choice("ignore_against", self.ignore_against, IGNORE_AGAINST)
+        _check_choice("assigner", self.assigner, ASSIGNERS)
+        _check_choice("decode", self.decode, DECODES)
+        if not 0 <= self.iou_thresh <= 1 or self.anchor_t <= 1:
             raise ValueError(
-                f"ignore_against must be one of {IGNORE_AGAINST}, got {self.ignore_against!r}"
+                f"need 0 <= iou_thresh <= 1 and anchor_t > 1, got {self.iou_thresh}, "
+                f"{self.anchor_t}"
+            )
+        if min(self.xy_scale(s) for s in range(self.num_scales)) < 1:
+            raise ValueError(f"scale_xy must be >= 1, got {self.scale_xy}")
+        plain_v3 = self.decode == "v3" and {self.xy_scale(s) for s in range(self.num_scales)} == {1}
+        if self.loss.box_loss == "keras_yolo3" and not plain_v3:
+            raise ValueError("box_loss='keras_yolo3' needs decode='v3' and scale_xy=1")
+        # These assigners may put one box on several slots of a scale, more positives than the
+        # per-scale box list (max_boxes rows) of the ignore mask can hold.
+        if (
+            self.loss.ignore_thresh is not None
+            and self.assigner in ("multi_anchor", "ratio")
+            and self.ignore_against == "scale"
+        ):
+            raise ValueError(
+                f"assigner={self.assigner!r} with an ignore mask needs ignore_against='image'"
             )
 
     @property
@@ -98,6 +289,10 @@ class YoloConfig:
     @property
     def anchors_per_scale(self) -> int:
         return len(self.masks[0])
+
+    def xy_scale(self, scale: int) -> float:
+        """Grid sensitivity ``s`` of ``scale`` (see ``scale_xy``)."""
+        return self.scale_xy[scale] if isinstance(self.scale_xy, tuple) else self.scale_xy
 
     def grid_size(self, scale: int, input_size: tuple[int, int] | None = None) -> tuple[int, int]:
         """``(grid_h, grid_w)`` of ``scale`` for ``input_size`` (default: the configured one)."""
@@ -125,17 +320,13 @@ class YoloConfig:
     def replace(self, **changes: Any) -> YoloConfig:
         return dataclasses.replace(self, **changes)
 
+    def with_loss(self, **changes: Any) -> YoloConfig:
+        """A copy whose :class:`LossConfig` has ``changes`` applied."""
+        return self.replace(loss=self.loss.replace(**changes))
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (lists, not tuples) accepted back by ``YoloConfig(**d)``."""
-        return {
-            "num_classes": self.num_classes,
-            "input_size": list(self.input_size),
-            "anchors": [list(a) for a in self.anchors],
-            "masks": [list(m) for m in self.masks],
-            "strides": list(self.strides),
-            "max_boxes": self.max_boxes,
-            "ignore_against": self.ignore_against,
-        }
+        """JSON-ready dict (lists, not tuples; ``loss`` nested) accepted by ``YoloConfig(**d)``."""
+        return _jsonable(self)
 
     @classmethod
     def from_any(cls, config: YoloConfig | dict[str, Any]) -> YoloConfig:
@@ -143,7 +334,7 @@ class YoloConfig:
 
 
 YOLOV3 = YoloConfig(num_classes=80)
-"""keras-yolo3 / Darknet YOLOv3: 9 COCO anchors, strides 32/16/8, 416x416."""
+"""keras-yolo3 / Darknet YOLOv3: 9 COCO anchors, strides 32/16/8, 416x416, keras-yolo3's loss."""
 
 YOLOV3_TINY = YoloConfig(
     num_classes=80,
@@ -152,3 +343,78 @@ YOLOV3_TINY = YoloConfig(
     strides=(32, 16),
 )
 """keras-yolo3 tiny: 6 anchors, masks [[3,4,5],[1,2,3]] (anchor 3 shared, as in the reference)."""
+
+YOLOV4 = YoloConfig(
+    num_classes=80,
+    input_size=(608, 608),
+    anchors=(
+        (12, 16),
+        (19, 36),
+        (40, 28),
+        (36, 75),
+        (76, 55),
+        (72, 146),
+        (142, 110),
+        (192, 243),
+        (459, 401),
+    ),
+    masks=((0, 1, 2), (3, 4, 5), (6, 7, 8)),
+    strides=(8, 16, 32),
+    ignore_against="image",
+    assigner="multi_anchor",
+    iou_thresh=0.213,
+    scale_xy=(1.2, 1.1, 1.05),
+    loss=LossConfig(box_loss="ciou", box_gain=0.07, ignore_thresh=0.7),
+)
+"""Darknet ``yolov4.cfg``: CIoU (iou_normalizer 0.07), multi-anchor 0.213, scale_x_y, ignore 0.7."""
+
+YOLOV5 = YoloConfig(
+    num_classes=80,
+    input_size=(640, 640),
+    masks=((0, 1, 2), (3, 4, 5), (6, 7, 8)),
+    strides=(8, 16, 32),
+    assigner="ratio",
+    anchor_t=4.0,
+    decode="v5",
+    scale_xy=2.0,
+    loss=LossConfig(
+        box_loss="ciou",
+        obj_target="iou",
+        term_reduction="mean",
+        box_gain=0.05,
+        obj_gain=1.0,
+        cls_gain=0.5,
+        balance=(4.0, 1.0, 0.4),
+        ignore_thresh=None,
+        skip_single_class=True,
+    ),
+)
+"""ultralytics/yolov5 ``ComputeLoss`` with ``hyp.scratch-low.yaml`` gains, P3-P5 anchors, 640."""
+
+_SQUARED_ERROR = {"box_loss": "mse", "score_loss": "mse", "obj_target": "iou"}
+"""YOLOv1/v2's sum-squared error: in-cell xy and wh, probabilities, objectness regressed to IoU."""
+
+YOLOV1 = YOLOV3.with_loss(
+    **_SQUARED_ERROR, sqrt_wh=True, box_gain=5.0, noobj_weight=0.5, ignore_thresh=None
+)
+"""Historical: YOLOv1's sum-squared error (λcoord 5, λnoobj 0.5, √wh) on the YOLOv3 anchor head."""
+
+YOLOV2 = YOLOV3.with_loss(**_SQUARED_ERROR, obj_gain=5.0, noobj_weight=0.2, ignore_thresh=0.6)
+"""Historical: Darknet YOLOv2 (region layer, ``yolo-voc.cfg``) on the YOLOv3 anchor head."""
+
+PRESETS: dict[str, YoloConfig] = {
+    "yolov1": YOLOV1,
+    "yolov2": YOLOV2,
+    "yolov3": YOLOV3,
+    "yolov3_tiny": YOLOV3_TINY,
+    "yolov4": YOLOV4,
+    "yolov5": YOLOV5,
+}
+
+
+def preset(name: str, **changes: Any) -> YoloConfig:
+    """The preset called ``name`` (see :data:`PRESETS`, case-insensitive), with ``changes``."""
+    key = name.lower().replace("-", "_")
+    if key not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; known: {sorted(PRESETS)}")
+    return PRESETS[key].replace(**changes) if changes else PRESETS[key]

@@ -1,10 +1,23 @@
-"""Raw head outputs → boxes. Shared by the loss (ignore mask) and by post-processing."""
+"""Raw head outputs → boxes. Shared by the loss (box terms, ignore mask) and by post-processing.
+
+The centre of slot ``(row, col, a)`` is ``xy = s·σ(t_xy) − (s − 1)/2`` cells from the cell's
+corner (``s`` = ``cfg.xy_scale(scale)``: 1 for YOLOv3, Darknet's ``scale_x_y`` for YOLOv4, 2 for
+YOLOv5's ``2σ − 0.5``), its size ``wh = anchor · exp(ρ)`` with ``ρ = log(wh / anchor)`` from
+:func:`log_wh_ratio` (``e^t`` for ``decode="v3"``, ``(2σ(t))²`` for ``"v5"``).
+"""
 
 from __future__ import annotations
+
+import math
 
 import tensorflow as tf
 
 from kyolo.config import YoloConfig
+
+# exp(t) of a v3 size logit is capped at e^10 ≈ 22000 anchors: far beyond any real box, while
+# products of such sizes (areas, enclosing diagonals) stay finite in float32 with finite gradients.
+# Uncapped, a logit of 1e4 gives an infinite box and NaN gradients through the IoU losses.
+MAX_LOG_WH = 10.0
 
 
 def split_head(y_pred: tf.Tensor, cfg: YoloConfig) -> tf.Tensor:
@@ -24,8 +37,53 @@ def cell_grid(grid_h: int | tf.Tensor, grid_w: int | tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.stack([cols, rows], axis=-1)[:, :, None, :], tf.float32)
 
 
+def xy_offset(logits_xy: tf.Tensor, xy_scale: float) -> tf.Tensor:
+    """Grid-sensitive centre ``s·σ(t) − (s − 1)/2`` in cells from the cell corner (elementwise).
+
+    Bochkovskiy et al. 2020 (YOLOv4, "eliminate grid sensitivity"); ``s = 1`` is YOLOv3's σ(t)
+    exactly (multiplying by 1 and subtracting 0 is exact in floating point).
+    """
+    return xy_scale * tf.sigmoid(logits_xy) - (xy_scale - 1.0) / 2.0
+
+
+def log_wh_ratio(logits_wh: tf.Tensor, decode: str) -> tf.Tensor:
+    """``log(wh / anchor)`` of the decoded size, elementwise.
+
+    ``"v3"``: ``t``, capped at :data:`MAX_LOG_WH`. ``"v5"``: ``log (2σ(t))²``, i.e.
+    ``2 (log 2 + log σ(t))``: at most ``2 log 2`` (4 anchors), finite for any logit.
+    """
+    if decode == "v3":
+        return tf.minimum(logits_wh, MAX_LOG_WH)
+    return 2.0 * (math.log(2.0) + tf.math.log_sigmoid(logits_wh))
+
+
+def decode_cells(logits: tf.Tensor, cfg: YoloConfig, scale: int) -> tf.Tensor:
+    """Boxes in grid-cell units, centres relative to their own cell's corner.
+
+    Args:
+        logits: ``(b, gh, gw, A, ≥4)`` float32 raw outputs of ``scale``.
+    Returns:
+        ``(b, gh, gw, A, 4)``: ``x, y`` cells from the slot's cell corner, ``w, h`` in cells
+        (input pixels / stride). The unit is the same on both axes, so IoU-family losses computed
+        on these are those of pixel boxes (YOLOv5 computes its CIoU this way).
+    """
+    anchors_cells = tf.constant(cfg.scale_anchors(scale) / cfg.strides[scale])
+    xy = xy_offset(logits[..., :2], cfg.xy_scale(scale))
+    wh = tf.exp(log_wh_ratio(logits[..., 2:4], cfg.decode)) * anchors_cells
+    return tf.concat([xy, wh], axis=-1)
+
+
+def grid_size_wh(shape: tf.Tensor) -> tf.Tensor:
+    """``(2,)`` float32 ``(grid_w, grid_h)`` from a ``(b, gh, gw, ...)`` shape vector.
+
+    Built with ``tf.stack``: a reversed slice (``[::-1]``) makes Grappler's layout optimiser fail
+    on every step (a logged error, and the optimisation skipped).
+    """
+    return tf.cast(tf.stack([shape[2], shape[1]]), tf.float32)
+
+
 def decode_xywh(logits: tf.Tensor, cfg: YoloConfig, scale: int) -> tf.Tensor:
-    """YOLOv3 decode: ``xy = (σ(t_xy) + cell) / grid``, ``wh = exp(t_wh) · anchor / input``.
+    """Boxes normalised to the input image: ``xy = (offset + cell) / grid``, ``wh = size / input``.
 
     Args:
         logits: ``(b, gh, gw, A, ≥4)`` float32 raw outputs of ``scale``.
@@ -34,9 +92,10 @@ def decode_xywh(logits: tf.Tensor, cfg: YoloConfig, scale: int) -> tf.Tensor:
         taken as ``grid * stride`` so any input size the model accepts decodes correctly.
     """
     shape = tf.shape(logits)
-    grid_hw = tf.cast(shape[1:3], tf.float32)
-    grid_wh = grid_hw[::-1]
+    grid_wh = grid_size_wh(shape)
     input_wh = grid_wh * float(cfg.strides[scale])
-    xy = (tf.sigmoid(logits[..., :2]) + cell_grid(shape[1], shape[2])) / grid_wh
-    wh = tf.exp(logits[..., 2:4]) * tf.constant(cfg.scale_anchors(scale)) / input_wh
+    offset = xy_offset(logits[..., :2], cfg.xy_scale(scale))
+    xy = (offset + cell_grid(shape[1], shape[2])) / grid_wh
+    ratio = tf.exp(log_wh_ratio(logits[..., 2:4], cfg.decode))
+    wh = ratio * tf.constant(cfg.scale_anchors(scale)) / input_wh
     return tf.concat([xy, wh], axis=-1)

@@ -7,7 +7,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from kyolo.losses import COMPONENTS, YoloLoss
+from kyolo.losses import YoloLoss
 
 
 @keras.saving.register_keras_serializable(package="kyolo")
@@ -15,8 +15,9 @@ class YoloLossComponents(keras.metrics.Metric):
     """Running mean per image of each term of one scale's :class:`YoloLoss`.
 
     ``model.compile(loss=losses, metrics=[[YoloLossComponents(loss)] for loss in losses])`` logs
-    ``{name}_xy``, ``{name}_wh``, ``{name}_obj`` and ``{name}_cls`` per epoch; their sum equals
-    the scale's loss. It evaluates the loss terms a second time, so it costs one extra loss
+    ``{name}_{key}`` per epoch for each key of the loss's ``component_names`` (``xy, wh, obj,
+    cls`` for keras-yolo3, ``box, obj, cls`` for the IoU losses); their sum equals the scale's
+    loss. It evaluates the loss terms a second time, so it costs one extra loss
     forward pass per step.
 
     Args:
@@ -28,7 +29,8 @@ class YoloLossComponents(keras.metrics.Metric):
         self.loss = loss if isinstance(loss, YoloLoss) else YoloLoss.from_config(loss)
         super().__init__(name=name or f"s{self.loss.scale}", **kwargs)
         self.totals = {
-            key: self.add_variable(shape=(), initializer="zeros", name=key) for key in COMPONENTS
+            key: self.add_variable(shape=(), initializer="zeros", name=key)
+            for key in self.loss.component_names
         }
         self.count = self.add_variable(shape=(), initializer="zeros", name="count")
 

@@ -31,13 +31,17 @@ def decode_outputs(outputs: Sequence[tf.Tensor], cfg: YoloConfig) -> tuple[tf.Te
     return tf.concat(all_boxes, axis=1), tf.concat(all_scores, axis=1)
 
 
+# COCO practice: keep low-scoring boxes (mAP integrates over them); clients filter by score.
+DEFAULT_NMS = {"max_detections": 100, "iou_threshold": 0.5, "score_threshold": 0.001}
+
+
 def non_max_suppression(
     boxes: tf.Tensor,
     scores: tf.Tensor,
     *,
-    max_detections: int = 100,
-    iou_threshold: float = 0.5,
-    score_threshold: float = 0.05,
+    max_detections: int = DEFAULT_NMS["max_detections"],
+    iou_threshold: float = DEFAULT_NMS["iou_threshold"],
+    score_threshold: float = DEFAULT_NMS["score_threshold"],
 ) -> dict[str, tf.Tensor]:
     """Per-class NMS with ``tf.image.combined_non_max_suppression``.
 

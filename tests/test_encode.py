@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from kyolo import YOLOV3, YOLOV3_TINY
 from kyolo.compat import keras_yolo3 as k3
-from kyolo.encode import encode_best_anchor, unpack_target
+from kyolo.encode import encode_best_anchor, target_boxes, target_grid
 from tests.reference import keras_yolo3_np as ref
 
 ANCHORS = np.array(YOLOV3.anchors, np.float32)
@@ -91,8 +91,8 @@ def test_image_layout_carries_every_box():
     targets = encode_best_anchor(boxes, [1, 2, 0], cfg)
     for scale, target in enumerate(targets):
         assert target.shape == (cfg.cells(scale) + 5, 9)
-        grid, true_boxes, valid = unpack_target(target[None], cfg)
-        assert grid.shape[1] == cfg.cells(scale)
+        true_boxes, valid = target_boxes(target[None], cfg)
+        assert target_grid(target[None], cfg).shape[1] == cfg.cells(scale)
         np.testing.assert_array_equal(valid[0], [True, True, False, False, False])
         np.testing.assert_allclose(true_boxes[0, :2], boxes[:2])
     # Every box sits on exactly one scale's grid.
@@ -103,7 +103,7 @@ def test_image_layout_carries_every_box():
 def test_scale_layout_unpacks_assigned_boxes():
     boxes = np.array([[0.5, 0.5, 0.8, 0.8], [0.3, 0.6, 0.7, 0.5], [0.2, 0.2, 0.02, 0.03]])
     targets = encode_best_anchor(boxes.astype(np.float32), [1, 2, 0], YOLOV3)
-    _, true_boxes, valid = unpack_target(targets[0][None], YOLOV3)
+    true_boxes, valid = target_boxes(targets[0][None], YOLOV3)
     assert true_boxes.shape == (1, YOLOV3.max_boxes, 4)
     got = true_boxes.numpy()[0][valid.numpy()[0]]
     np.testing.assert_allclose(got[np.argsort(got[:, 0])], boxes[[1, 0]], rtol=1e-6)

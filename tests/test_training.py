@@ -72,9 +72,12 @@ def test_saved_model_serves_the_python_detections(digits, tmp_path):
     images = rng.integers(0, 256, (2, 50, 90, 3), dtype=np.uint8)  # not the input size
     served = {k: v.numpy() for k, v in serve(images=tf.constant(images)).items()}
     # The same steps by hand: letterbox, model, decode + NMS, back to image pixels.
-    canvases, params = zip(*[letterbox(im, tf.zeros([0, 4]), cfg.input_size)[::2] for im in images])
+    letterboxed = [letterbox(im, tf.zeros([0, 4]), cfg.input_size) for im in images]
+    canvases = [canvas for canvas, _, _ in letterboxed]
     found = detect(model(tf.stack(canvases)), cfg, score_threshold=0.01)
-    scale, pad_y, pad_x = (tf.stack(p)[:, None] for p in zip(*params))
+    scale, pad_y, pad_x = (
+        tf.stack([params[k] for _, _, params in letterboxed])[:, None] for k in range(3)
+    )
     boxes = unletterbox_boxes(found["boxes"], scale, pad_y, pad_x).numpy()
     assert served["count"].tolist() == found["count"].numpy().tolist()
     assert served["count"].min() > 0

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from kyolo.boxes import xyxy_to_xywh
 from kyolo.config import YoloConfig
-from kyolo.encode import encode_best_anchor
+from kyolo.encode import encode_targets
 
 
 def target_encoder(
@@ -22,6 +22,6 @@ def target_encoder(
     size = tf.constant([width, height, width, height], tf.float32)
 
     def encode(image: tf.Tensor, boxes: tf.Tensor, classes: tf.Tensor):
-        return image, encode_best_anchor(xyxy_to_xywh(boxes) / size, classes, cfg)
+        return image, encode_targets(xyxy_to_xywh(boxes) / size, classes, cfg)
 
     return encode

@@ -57,8 +57,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    from kyolo.config import PRESETS
     from kyolo.models import MODELS
-    from training._presets import PRESETS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_data_arguments(parser)
@@ -138,7 +138,7 @@ def read_class_names(path: str) -> list[str]:
 
 def build_config(args: argparse.Namespace, train: list, num_classes: int):
     """The preset's loss settings on this dataset's geometry (input size, classes, anchors)."""
-    from training._presets import PRESETS
+    from kyolo.config import PRESETS
     from training.anchors import kmeans_anchors, letterboxed_wh
 
     preset = PRESETS[args.loss_preset]
@@ -250,9 +250,7 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
         keras.callbacks.CSVLogger(history_csv, append=True),
         *extra_callbacks,
     ]
-    model.fit(
-        train_ds, validation_data=val_ds, epochs=args.epochs, callbacks=callbacks, verbose=2
-    )
+    model.fit(train_ds, validation_data=val_ds, epochs=args.epochs, callbacks=callbacks, verbose=2)
     model.save(os.path.join(args.out, "model.keras"))
     export_saved_model(model, cfg, os.path.join(args.out, "serving"))
     served = evaluate_saved_model(os.path.join(args.out, "serving"), val_ann, len(names))
@@ -317,9 +315,11 @@ def plot_curves(history: dict[str, list[float]], path: str) -> None:
             left.plot(epochs, history[key], label=key)
     left.set(xlabel="epoch", ylabel="loss", yscale="log", title="YOLO loss")
     left.legend()
+    measured = np.asarray(history.get("val_mAP_epoch", []), int)
+    measured = np.unique(measured)  # the epochs the mAP was evaluated at (others carry it)
     for key in ("val_mAP50", "val_mAP50_95"):
         if key in history:
-            right.plot(epochs, history[key], label=key)
+            right.plot(measured + 1, np.asarray(history[key])[measured], "o-", label=key)
     right.set(xlabel="epoch", ylabel="mAP", ylim=(0, 1), title="validation mAP (pycocotools)")
     right.legend()
     fig.tight_layout()

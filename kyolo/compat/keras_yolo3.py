@@ -86,9 +86,7 @@ def yolo_loss(
     outputs, targets = args[:num_scales], args[num_scales:]
     grid_h, grid_w = outputs[0].shape[1:3]
     cfg = keras_yolo3_config(anchors, num_classes, (grid_h * 32, grid_w * 32), max_boxes)
+    cfg = cfg.with_loss(ignore_thresh=ignore_thresh)
     return tf.add_n(
-        [
-            YoloLoss(cfg, scale, ignore_thresh=ignore_thresh)(targets[scale], outputs[scale])
-            for scale in range(num_scales)
-        ]
+        [YoloLoss(cfg, scale)(targets[scale], outputs[scale]) for scale in range(num_scales)]
     )

@@ -55,9 +55,7 @@ class Annotation:
         boxes = np.array(self.boxes, dtype=np.float32).reshape(-1, 4)
         classes = np.array(self.classes, dtype=np.int32).reshape(-1)
         if len(boxes) != len(classes):
-            raise ValueError(
-                f"{self.image_path}: {len(boxes)} boxes but {len(classes)} class ids"
-            )
+            raise ValueError(f"{self.image_path}: {len(boxes)} boxes but {len(classes)} class ids")
         boxes.flags.writeable = False
         classes.flags.writeable = False
         object.__setattr__(self, "boxes", boxes)

@@ -60,8 +60,9 @@ def read_coco(
         with open(source, "rb") as f:
             data = json.load(f)
     except json.JSONDecodeError as e:
-        raise AnnotationError(f"{source}: malformed JSON at line {e.lineno}, column {e.colno}: "
-                              f"{e.msg}") from e
+        raise AnnotationError(
+            f"{source}: malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}"
+        ) from e
     except UnicodeDecodeError as e:
         raise AnnotationError(f"{source}: not UTF-8 text: {e}") from e
     if not isinstance(data, dict):
@@ -166,8 +167,10 @@ def _field(entry: dict, key: str, where: str) -> Any:
 def _int(entry: dict, key: str, where: str) -> int:
     value = _field(entry, key, where)
     # bool is an int subclass; a float id like 3.0 is accepted, 3.5 is not.
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (
-        math.isfinite(value) and float(value).is_integer()
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not (math.isfinite(value) and float(value).is_integer())
     ):
         raise AnnotationError(f"{where}: '{key}' must be an integer, got {value!r}")
     return int(value)

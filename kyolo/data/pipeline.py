@@ -171,7 +171,9 @@ def scale_translate(
 
 
 def hsv_jitter(
-    image: tf.Tensor, hue_shift: tf.Tensor | float, saturation_gain: tf.Tensor | float,
+    image: tf.Tensor,
+    hue_shift: tf.Tensor | float,
+    saturation_gain: tf.Tensor | float,
     value_gain: tf.Tensor | float,
 ) -> tf.Tensor:
     """``h' = (h + hue_shift) mod 1``, ``s' = min(s * saturation_gain, 1)``, ``v'`` likewise.
@@ -221,9 +223,7 @@ def random_augment(
         config.translate * width * shift_x,
         min_box_size=config.min_box_size,
     )
-    hue, sat, val = tf.unstack(
-        tf.random.stateless_uniform([3], seeds[1], minval=-1.0, maxval=1.0)
-    )
+    hue, sat, val = tf.unstack(tf.random.stateless_uniform([3], seeds[1], minval=-1.0, maxval=1.0))
     image = hsv_jitter(
         image, config.hue * hue, 1.0 + config.saturation * sat, 1.0 + config.value * val
     )
@@ -299,8 +299,13 @@ def make_dataset(
         decoded = tf.shape(image)[:2]
         tf.debugging.Assert(
             tf.reduce_all(decoded == sizes[index]),
-            ["decoded image size (h, w)", decoded, "differs from its annotation", sizes[index],
-             paths[index]],
+            [
+                "decoded image size (h, w)",
+                decoded,
+                "differs from its annotation",
+                sizes[index],
+                paths[index],
+            ],
         )
         boxes = all_boxes[offsets[index] : offsets[index + 1]]
         classes = all_classes[offsets[index] : offsets[index + 1]]
@@ -308,8 +313,13 @@ def make_dataset(
         if aug_config is not None:
             image, boxes, classes = random_augment(image, boxes, classes, seed_pair, aug_config)
         return {
-            "image": image, "boxes": boxes, "classes": classes, "index": index,
-            "scale": scale, "pad_y": pad_y, "pad_x": pad_x,
+            "image": image,
+            "boxes": boxes,
+            "classes": classes,
+            "index": index,
+            "scale": scale,
+            "pad_y": pad_y,
+            "pad_x": pad_x,
         }
 
     ds = tf.data.Dataset.range(len(annotations))
@@ -325,8 +335,9 @@ def make_dataset(
             deterministic=True,
         )
     else:
-        ds = ds.map(lambda ex: _pad(ex, cfg.max_boxes), num_parallel_calls=AUTOTUNE,
-                    deterministic=True)
+        ds = ds.map(
+            lambda ex: _pad(ex, cfg.max_boxes), num_parallel_calls=AUTOTUNE, deterministic=True
+        )
     ds = ds.batch(batch_size, num_parallel_calls=AUTOTUNE, deterministic=True)
     options = tf.data.Options()
     options.deterministic = True

@@ -77,8 +77,12 @@ def read_yolo(
         rows, lines = _read_rows(source) if os.path.isfile(source) else (np.zeros((0, 5)), [])
         cx, cy, w, h = (rows[:, k] for k in range(1, 5))
         boxes = np.stack(
-            [(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width,
-             (cy + h / 2) * height],
+            [
+                (cx - w / 2) * width,
+                (cy - h / 2) * height,
+                (cx + w / 2) * width,
+                (cy + h / 2) * height,
+            ],
             axis=1,
         )
         boxes_arr, classes_arr = validate(

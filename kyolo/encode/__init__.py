@@ -1,6 +1,22 @@
 """Ground-truth target encoders that run inside ``tf.data.Dataset.map`` (pure TF, fixed shapes)."""
 
 from kyolo.encode.best_anchor import encode_best_anchor
-from kyolo.encode.targets import check_boxes, pack_target, scatter_to_grid, unpack_target
+from kyolo.encode.encoder import encode_targets, encode_targets_batch
+from kyolo.encode.targets import (
+    check_boxes,
+    pack_target,
+    scatter_to_grid,
+    target_boxes,
+    target_grid,
+)
 
-__all__ = ["check_boxes", "encode_best_anchor", "pack_target", "scatter_to_grid", "unpack_target"]
+__all__ = [
+    "check_boxes",
+    "encode_best_anchor",
+    "encode_targets",
+    "encode_targets_batch",
+    "pack_target",
+    "scatter_to_grid",
+    "target_boxes",
+    "target_grid",
+]

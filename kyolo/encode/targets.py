@@ -13,6 +13,8 @@ Per scale ``s`` with grid ``(gh, gw)`` and ``A`` anchors, one image's target is
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import tensorflow as tf
 
 from kyolo.config import YoloConfig
@@ -131,26 +133,27 @@ def pack_target(
     return tf.concat([grid, rows], axis=0)
 
 
-def unpack_target(y_true: tf.Tensor, cfg: YoloConfig) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """Split a batch of one scale's ``y_true`` for the loss.
-
-    Args:
-        y_true: batched target of one scale in the layout of ``cfg`` (module docstring).
-    Returns:
-        ``grid (b, S, 5 + C)`` with ``S = gh*gw*A`` slots, then ``boxes (b, K, 4)`` xywh and
-        ``valid (b, K)`` bool: the ground truths the ignore mask compares against, ``K =
-        max_boxes``. For ``"scale"`` they are this grid's assigned slots, gathered into ``K``
-        rows; a scale never holds more positives than the image has boxes, which the encoder
-        caps at ``max_boxes``.
-    """
+def target_grid(y_true: tf.Tensor, cfg: YoloConfig) -> tf.Tensor:
+    """The slot grid of a batch of one scale's ``y_true``: ``(b, S, 5 + C)``, ``S = gh*gw*A``."""
     y_true = tf.cast(y_true, tf.float32)
-    batch = tf.shape(y_true)[0]
-    depth = 5 + cfg.num_classes
     if cfg.ignore_against == "image":
-        num_slots = tf.shape(y_true)[1] - cfg.max_boxes
-        rows = y_true[:, num_slots:, :5]
-        return y_true[:, :num_slots], rows[..., :4], rows[..., 4] > 0
-    grid = tf.reshape(y_true, [batch, -1, depth])
+        return y_true[:, : tf.shape(y_true)[1] - cfg.max_boxes]
+    return tf.reshape(y_true, [tf.shape(y_true)[0], -1, 5 + cfg.num_classes])
+
+
+def target_boxes(y_true: tf.Tensor, cfg: YoloConfig) -> tuple[tf.Tensor, tf.Tensor]:
+    """The ground truths the ignore mask compares against, from a batch of one scale's ``y_true``.
+
+    Returns:
+        ``boxes (b, K, 4)`` xywh and ``valid (b, K)`` bool, ``K = max_boxes``. For ``"image"``
+        they are the image's box list; for ``"scale"`` this grid's assigned slots, gathered into
+        ``K`` rows: a scale holds at most one slot per box under the ``"best_anchor"`` assigners,
+        and the encoder caps boxes at ``max_boxes``.
+    """
+    if cfg.ignore_against == "image":
+        rows = tf.cast(y_true, tf.float32)[:, -cfg.max_boxes :, :5]
+        return rows[..., :4], rows[..., 4] > 0
+    grid = target_grid(y_true, cfg)
     positives = tf.reduce_max(tf.reduce_sum(tf.cast(grid[..., 4] > 0, tf.int32), axis=-1))
     # Effective eagerly and in graphs; XLA drops asserts, where the encoder's cap guards instead.
     tf.debugging.assert_less_equal(
@@ -164,4 +167,84 @@ def unpack_target(y_true: tf.Tensor, cfg: YoloConfig) -> tuple[tf.Tensor, tf.Ten
     picked = tf.gather(
         tf.pad(grid[..., :5], [[0, 0], [0, cfg.max_boxes], [0, 0]]), index, batch_dims=1
     )
-    return grid, picked[..., :4], picked[..., 4] > 0
+    return picked[..., :4], picked[..., 4] > 0
+
+
+Candidates = Callable[[tf.Tensor, YoloConfig, int], tuple[tf.Tensor, tf.Tensor, tf.Tensor]]
+"""An assigner: ``(boxes (n, 4), cfg, scale)`` → ``slot, keep, row``, each ``(k,)``.
+
+Candidate ``i`` proposes box ``row[i]`` for flat slot ``slot[i] = (gj * gw + gi) * A + a`` of the
+scale's grid (for ``cfg.input_size``) when ``keep[i]``; padding rows need not be dropped. Where
+candidates share a slot the later one wins (:func:`scatter_to_grid`), so their order is part of
+the assigner's definition.
+"""
+
+
+def encode_image(
+    boxes: tf.Tensor, classes: tf.Tensor, cfg: YoloConfig, candidates: Candidates
+) -> tuple[tf.Tensor, ...]:
+    """Encode one image's boxes with an assigner: per scale, ``y_true`` in ``cfg``'s layout.
+
+    Args:
+        boxes: ``(n, 4)`` float ``x, y, w, h`` normalised to the input image; rows with ``w <= 0``
+            are padding (validated by :func:`check_boxes`).
+        classes: ``(n,)`` integer class ids in ``[0, C)``.
+    """
+    boxes = tf.cast(boxes, tf.float32)
+    classes = tf.cast(classes, tf.int32)
+    valid = check_boxes(boxes, classes, cfg)
+    targets = []
+    for scale in range(cfg.num_scales):
+        slot, keep, row = candidates(boxes, cfg, scale)
+        grid = scatter_to_grid(
+            slot,
+            keep & tf.gather(valid, row),
+            tf.gather(boxes, row),
+            tf.gather(classes, row),
+            cfg.cells(scale),
+            cfg.num_classes,
+        )
+        targets.append(pack_target(grid, boxes, valid, cfg, scale))
+    return tuple(targets)
+
+
+def encode_batch(
+    image: tf.Tensor,
+    boxes: tf.Tensor,
+    classes: tf.Tensor,
+    batch: int,
+    cfg: YoloConfig,
+    candidates: Candidates,
+) -> tuple[tf.Tensor, ...]:
+    """Encode the boxes of a whole batch given as one list of rows (YOLOv5's ``targets``).
+
+    Fixed shapes and no string ops, so it compiles under XLA; it runs no :func:`check_boxes`
+    (rows whose image is outside ``[0, batch)`` or whose ``w <= 0`` are dropped). Candidates
+    keep the assigner's order across the whole list, as YOLOv5's ``build_targets`` does.
+
+    Args:
+        image: ``(n,)`` image index of each row; ``boxes``: ``(n, 4)`` normalised ``xywh``;
+            ``classes``: ``(n,)`` class ids.
+        batch: number of images ``b``.
+    Returns:
+        Per scale ``(b, gh, gw, A, 5 + C)`` float32 grids (the ``"scale"`` layout).
+    """
+    image = tf.cast(image, tf.int32)
+    boxes = tf.cast(boxes, tf.float32)
+    classes = tf.cast(classes, tf.int32)
+    valid = (image >= 0) & (image < batch) & (boxes[:, 2] > 0)
+    targets = []
+    for scale in range(cfg.num_scales):
+        slot, keep, row = candidates(boxes, cfg, scale)
+        cells = cfg.cells(scale)
+        grid = scatter_to_grid(
+            slot + tf.gather(image, row) * cells,
+            keep & tf.gather(valid, row),
+            tf.gather(boxes, row),
+            tf.gather(classes, row),
+            batch * cells,
+            cfg.num_classes,
+        )
+        gh, gw = cfg.grid_size(scale)
+        targets.append(tf.reshape(grid, [batch, gh, gw, cfg.anchors_per_scale, -1]))
+    return tuple(targets)

@@ -1,5 +1,6 @@
-"""YOLO losses: pure terms (:mod:`kyolo.losses.terms`) and the Keras ``YoloLoss``."""
+"""YOLO losses: pure terms (:mod:`kyolo.losses.terms`, :mod:`kyolo.losses.box`,
+:mod:`kyolo.losses.scores`, :mod:`kyolo.losses.ohem`) and the Keras ``YoloLoss``."""
 
-from kyolo.losses.yolo import COMPONENTS, YoloLoss
+from kyolo.losses.yolo import YoloLoss
 
-__all__ = ["COMPONENTS", "YoloLoss"]
+__all__ = ["YoloLoss"]

@@ -1,22 +1,19 @@
-"""Loss terms, one pure function each, built on :mod:`kyolo.boxes`.
+"""Loss terms shared by every preset, one pure function each, built on :mod:`kyolo.boxes`.
 
 Shapes: ``b`` images, ``S = gh*gw*A`` prediction slots of one scale, ``K = max_boxes`` ground-truth
-rows, ``C`` classes. Every term returns a per-image ``(b,)`` float32 tensor.
+rows, ``C`` classes. Every term returns a per-image ``(b,)`` float32 sum; :class:`YoloLoss`
+weights and normalises them. Box terms of the other families are in :mod:`kyolo.losses.box`,
+elementwise score losses in :mod:`kyolo.losses.scores`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import tensorflow as tf
 
 from kyolo.boxes import pairwise_iou
-
-
-def bce_with_logits(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
-    """Elementwise binary cross-entropy on logits, ``max(x,0) − x·z + log(1 + e^−|x|)``.
-
-    Stable for any finite logit (±1e4 included) and for labels outside [0, 1].
-    """
-    return tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
+from kyolo.losses.scores import bce_with_logits
 
 
 def ignore_mask(
@@ -75,28 +72,42 @@ def keras_yolo3_box_terms(
     target_wh = tf.math.log(tf.where(positive, y_true[..., 2:4] / anchors_norm, 1.0))
     xy = weight * bce_with_logits(target_xy, logits[..., :2])
     wh = weight * 0.5 * tf.square(target_wh - logits[..., 2:4])
-    return _per_image(xy), _per_image(wh)
+    return per_image(xy), per_image(wh)
 
 
-def objectness_term(y_true: tf.Tensor, logits: tf.Tensor, ignore: tf.Tensor) -> tf.Tensor:
-    """Objectness BCE: positives always count, negatives only where ``ignore`` is 1.
+def objectness_term(positive: tf.Tensor, loss: tf.Tensor, negative_weight: tf.Tensor) -> tf.Tensor:
+    """``Σ_P loss + Σ_N w · loss``: positives always count, negatives with weight ``w``.
+
+    ``w`` is the ignore mask (keras-yolo3, Darknet), times λnoobj (YOLOv1) and the OHEM selection.
 
     Args:
-        y_true, logits: ``(b, ..., 5 + C)``; ``ignore``: ``(b, ...)`` matching the slot dims.
+        positive: ``(b, ...)`` float 1 at assigned slots; ``loss``: ``(b, ...)`` elementwise
+            objectness loss against the slot's target; ``negative_weight``: broadcastable to it.
     Returns:
         ``(b,)`` summed over slots.
     """
-    obj = y_true[..., 4]
-    bce = bce_with_logits(obj, logits[..., 4])
-    return _per_image(obj * bce + (1.0 - obj) * bce * ignore)
+    return per_image(positive * loss + (1.0 - positive) * loss * negative_weight)
 
 
-def class_term(y_true: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
-    """Class BCE at assigned slots (independent sigmoids, multi-label), summed → ``(b,)``."""
-    obj = y_true[..., 4:5]
-    return _per_image(obj * bce_with_logits(y_true[..., 5:], logits[..., 5:]))
+def class_term(
+    positive: tf.Tensor,
+    classes: tf.Tensor,
+    logits: tf.Tensor,
+    loss_fn: Callable[[tf.Tensor, tf.Tensor], tf.Tensor],
+    label_smoothing: float = 0.0,
+) -> tf.Tensor:
+    """Class loss at assigned slots (independent sigmoids, multi-label), summed → ``(b,)``.
+
+    Targets are YOLOv5's ``smooth_BCE(ε)``: ``1 − ε/2`` for the slot's classes, ``ε/2`` else.
+
+    Args:
+        positive: ``(b, ...)`` float 1 at assigned slots; ``classes``: ``(b, ..., C)`` multi-hot;
+            ``logits``: ``(b, ..., C)``; ``loss_fn(labels, logits)``: elementwise score loss.
+    """
+    labels = classes * (1.0 - label_smoothing) + 0.5 * label_smoothing
+    return per_image(positive[..., None] * loss_fn(labels, logits))
 
 
-def _per_image(values: tf.Tensor) -> tf.Tensor:
+def per_image(values: tf.Tensor) -> tf.Tensor:
     """Sum every axis but the batch axis."""
     return tf.reduce_sum(tf.reshape(values, [tf.shape(values)[0], -1]), axis=-1)

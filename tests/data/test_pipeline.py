@@ -62,8 +62,9 @@ def test_letterbox_moves_boxes_and_pixels_together(shape):
     assert float(tf.reduce_min(canvas)) >= 0.0 and float(tf.reduce_max(canvas)) <= 1.0
 
 
-@pytest.mark.parametrize("shape, size", [((60, 100), (64, 96)), ((333, 127), (416, 416)),
-                                         ((480, 640), (320, 256))])
+@pytest.mark.parametrize(
+    "shape, size", [((60, 100), (64, 96)), ((333, 127), (416, 416)), ((480, 640), (320, 256))]
+)
 def test_unletterbox_round_trip(shape, size):
     h, w = shape
     rng = np.random.default_rng(0)
@@ -85,8 +86,10 @@ def test_flip_is_exact():
     np.testing.assert_array_equal(_ink_box(flipped), boxes.numpy()[0])
 
 
-@pytest.mark.parametrize("zoom, shift_y, shift_x", [(1.0, 3.0, -5.0), (0.8, 2.5, 6.25),
-                                                    (1.3, -4.0, 1.5), (0.75, 0.0, 0.0)])
+@pytest.mark.parametrize(
+    "zoom, shift_y, shift_x",
+    [(1.0, 3.0, -5.0), (0.8, 2.5, 6.25), (1.3, -4.0, 1.5), (0.75, 0.0, 0.0)],
+)
 def test_scale_translate_moves_boxes_with_pixels(zoom, shift_y, shift_x):
     height, width = 64, 96
     box = (30, 20, 55, 41)
@@ -150,8 +153,9 @@ def test_hsv_jitter():
     np.testing.assert_allclose(hsv_jitter(image, 0.0, 1.0, 1.0).numpy(), image.numpy(), atol=1e-5)
     red = tf.constant(np.tile([[[1.0, 0.0, 0.0]]], (2, 2, 1)).astype(np.float32))
     # A third of a turn takes red to green; half the value halves it.
-    np.testing.assert_allclose(hsv_jitter(red, 1 / 3, 1.0, 0.5).numpy()[0, 0], [0, 0.5, 0],
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        hsv_jitter(red, 1 / 3, 1.0, 0.5).numpy()[0, 0], [0, 0.5, 0], atol=1e-5
+    )
     grey = tf.fill([2, 2, 3], 0.4)
     np.testing.assert_allclose(hsv_jitter(grey, 0.2, 3.0, 1.0).numpy(), grey.numpy(), atol=1e-6)
 
@@ -249,8 +253,13 @@ def test_make_dataset_too_many_boxes(annotations):
     with pytest.raises(ValueError, match=r"rgba\.png has 3 boxes, more than cfg.max_boxes=2"):
         make_dataset(annotations, CFG.replace(max_boxes=2), batch_size=2, training=False)
     # An encoder owns the limit (it raises its own error), so the dataset builds.
-    make_dataset(annotations, CFG.replace(max_boxes=2), batch_size=2, training=False,
-                 encode=lambda image, boxes, classes: (image, classes))
+    make_dataset(
+        annotations,
+        CFG.replace(max_boxes=2),
+        batch_size=2,
+        training=False,
+        encode=lambda image, boxes, classes: (image, classes),
+    )
 
 
 def test_make_dataset_checks_decoded_size(annotations):

@@ -12,8 +12,9 @@ CLASSES = ["cat", "dog"]
 def _xml(filename, objects, size=(40, 30)):
     parts = [f"<annotation><folder>VOC</folder><filename>{filename}</filename>"]
     if size is not None:
-        parts.append(f"<size><width>{size[0]}</width><height>{size[1]}</height>"
-                     "<depth>3</depth></size>")
+        parts.append(
+            f"<size><width>{size[0]}</width><height>{size[1]}</height><depth>3</depth></size>"
+        )
     for name, box, *difficult in objects:
         coords = "".join(
             f"<{k}>{v}</{k}>" for k, v in zip(("xmin", "ymin", "xmax", "ymax"), box, strict=True)
@@ -108,8 +109,10 @@ def test_malformed_xml_names_file_and_line(dataset):
     "text, expected",
     [
         (_xml("a.png", [("cat", (1, "x", 3, 4))]), r"object 0: <ymin> is not a number: 'x'"),
-        ("<annotation><filename>a.png</filename><object><name>cat</name></object></annotation>",
-         "object 0: missing <bndbox>"),
+        (
+            "<annotation><filename>a.png</filename><object><name>cat</name></object></annotation>",
+            "object 0: missing <bndbox>",
+        ),
         ("<annotation><size/></annotation>", "missing <filename>"),
         ("<other/>", "root element must be <annotation>"),
     ],

@@ -1,0 +1,79 @@
+"""YoloConfig / LossConfig: presets, JSON round trips, validation of inconsistent settings."""
+
+import json
+
+import pytest
+
+from kyolo.config import PRESETS, YOLOV3, YOLOV4, YOLOV5, LossConfig, YoloConfig, preset
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_round_trip_through_json(name):
+    cfg = PRESETS[name]
+    data = json.loads(json.dumps(cfg.to_dict()))
+    assert YoloConfig(**data) == cfg == YoloConfig.from_any(data)
+    assert isinstance(YoloConfig(**data).loss, LossConfig)
+    assert hash(cfg) == hash(YoloConfig(**data))
+
+
+def test_preset_lookup():
+    assert preset("YOLOv5") is YOLOV5
+    assert preset("yolov3-tiny") is PRESETS["yolov3_tiny"]
+    assert preset("yolov4", num_classes=3) == YOLOV4.replace(num_classes=3)
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset("yolov9")
+
+
+def test_dict_without_new_fields_is_keras_yolo3():
+    # Configs saved before assigners and LossConfig existed reload with keras-yolo3 semantics.
+    old = {k: v for k, v in YOLOV3.to_dict().items() if k in ("num_classes", "anchors", "masks")}
+    assert YoloConfig(**old) == YOLOV3
+
+
+def test_preset_values_follow_their_sources():
+    assert (YOLOV5.loss.box_gain, YOLOV5.loss.obj_gain, YOLOV5.loss.cls_gain) == (0.05, 1.0, 0.5)
+    assert (YOLOV5.loss.balance, YOLOV5.anchor_t, YOLOV5.xy_scale(0)) == ((4.0, 1.0, 0.4), 4.0, 2.0)
+    assert (YOLOV4.iou_thresh, YOLOV4.loss.ignore_thresh, YOLOV4.loss.box_gain) == (
+        0.213,
+        0.7,
+        0.07,
+    )
+    assert [YOLOV4.xy_scale(s) for s in range(3)] == [1.2, 1.1, 1.05]
+    assert (PRESETS["yolov1"].loss.box_gain, PRESETS["yolov1"].loss.noobj_weight) == (5.0, 0.5)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(decode="v5"), "keras_yolo3' needs decode='v3'"),
+        (dict(scale_xy=1.1), "keras_yolo3' needs decode='v3'"),
+        (dict(assigner="ratio"), "needs ignore_against='image'"),
+        (dict(assigner="multi_anchor"), "needs ignore_against='image'"),
+        (dict(scale_xy=(1.0, 1.0)), "one value per scale"),
+        (dict(loss=LossConfig(balance=(4.0, 1.0))), "one value per scale"),
+        (dict(assigner="best"), "assigner must be one of"),
+        (dict(anchor_t=1.0), "anchor_t > 1"),
+        (dict(scale_xy=0.9, loss=LossConfig(box_loss="ciou")), "scale_xy must be >= 1"),
+    ],
+)
+def test_inconsistent_head_settings_raise(changes, message):
+    with pytest.raises(ValueError, match=message):
+        YOLOV3.replace(**changes)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(box_loss="l1"), "box_loss must be one of"),
+        (dict(sqrt_wh=True), "sqrt_wh applies to box_loss='mse'"),
+        (dict(score_loss="mse", focal_gamma=2.0), "use score_loss='bce'"),
+        (dict(score_loss="mse", obj_pos_weight="auto"), "use score_loss='bce'"),
+        (dict(obj_pos_weight="sometimes"), "could not convert"),
+        (dict(ignore_thresh=0.0), "ignore_thresh must be in"),
+        (dict(label_smoothing=1.0), "label_smoothing must be in"),
+        (dict(noobj_weight=-1.0), "must be >= 0"),
+    ],
+)
+def test_inconsistent_loss_settings_raise(changes, message):
+    with pytest.raises(ValueError, match=message):
+        LossConfig(**changes)
