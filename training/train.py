@@ -74,6 +74,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default="auto",
         help="'auto' (k-means on the training boxes), 'preset', or 'w,h w,h ...' in pixels",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a config field of the preset, e.g. assigner=best_anchor_per_scale or "
+        "loss.box_loss=iou (values are JSON, else strings); repeatable",
+    )
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--warmup-epochs", type=float, default=2.0)
     parser.add_argument("--eval-every", type=int, default=5, help="epochs between mAP evals")
@@ -144,16 +152,11 @@ def build_config(args: argparse.Namespace, train: list, num_classes: int):
     preset = PRESETS[args.loss_preset]
     height, width = (args.img_size * 2)[:2]
     strides = {"nano": (16, 8)}.get(args.model, preset.strides)
-    num_anchors = preset.anchors_per_scale * len(strides)
-    masks = tuple(
-        tuple(
-            range(
-                num_anchors - (s + 1) * preset.anchors_per_scale,
-                num_anchors - s * preset.anchors_per_scale,
-            )
-        )
-        for s in range(len(strides))
-    )
+    per_scale = preset.anchors_per_scale
+    num_anchors = per_scale * len(strides)
+    # Anchors are sorted by area: the scale with the k-th finest stride gets the k-th group.
+    rank = {stride: k for k, stride in enumerate(sorted(strides))}
+    masks = tuple(tuple(range(rank[st] * per_scale, (rank[st] + 1) * per_scale)) for st in strides)
     if args.anchors == "auto":
         wh = np.concatenate([letterboxed_wh(a, height, width) for a in train])
         anchors, iou = kmeans_anchors(wh, num_anchors, seed=args.seed)
@@ -167,13 +170,52 @@ def build_config(args: argparse.Namespace, train: list, num_classes: int):
         anchors = np.array([[float(v) for v in pair.split(",")] for pair in args.anchors.split()])
         if anchors.shape != (num_anchors, 2):
             raise ValueError(f"--anchors needs {num_anchors} 'w,h' pairs, got {args.anchors!r}")
-    return preset.replace(
+    cfg = preset.replace(
         num_classes=num_classes,
         input_size=(height, width),
         anchors=tuple(map(tuple, anchors.tolist())),
         masks=masks,
         strides=strides,
+        scale_xy=per_stride(preset.scale_xy, preset.strides, strides),
+        loss=preset.loss.replace(balance=per_stride(preset.loss.balance, preset.strides, strides)),
     )
+    return apply_overrides(cfg, args.set)
+
+
+def apply_overrides(cfg, overrides: Sequence[str]):
+    """``FIELD=VALUE`` strings (``loss.FIELD`` for the loss) applied to ``cfg``."""
+    top: dict[str, Any] = {}
+    loss: dict[str, Any] = {}
+    for item in overrides:
+        field, sep, text = item.partition("=")
+        if not sep or not field:
+            raise ValueError(f"--set {item!r}: expected FIELD=VALUE")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        group, name = (loss, field[5:]) if field.startswith("loss.") else (top, field)
+        group[name] = tuple(value) if isinstance(value, list) else value
+    try:
+        return cfg.replace(**top).with_loss(**loss)
+    except TypeError as err:  # an unknown field name
+        raise ValueError(f"--set: {err}") from None
+
+
+def per_stride(values: Any, preset_strides: Sequence[int], strides: Sequence[int]) -> Any:
+    """Re-order a per-scale preset value (e.g. YOLOv5's ``balance``) for other ``strides``.
+
+    Scalars and ``None`` pass through; per-scale tuples are matched by stride.
+    """
+    if not isinstance(values, tuple):
+        return values
+    by_stride = dict(zip(preset_strides, values, strict=True))
+    missing = [s for s in strides if s not in by_stride]
+    if missing:
+        raise ValueError(
+            f"the preset defines per-scale values for strides {preset_strides}, not for {missing}"
+        )
+    return tuple(by_stride[s] for s in strides)
 
 
 def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict[str, Any]:

@@ -24,6 +24,55 @@ from kyolo.losses.ohem import hard_negatives
 from kyolo.losses.scores import score_loss
 
 
+def check_shapes(y_true: Any, y_pred: Any, cfg: YoloConfig, scale: int) -> None:
+    """Raise ``ValueError`` unless one scale's ``y_true`` and ``y_pred`` fit ``cfg``.
+
+    Checks the static shapes (at trace time), so that a loss attached to the wrong output, a head
+    built for another class count or a target encoded with another config fails with expected
+    versus got instead of a reshape error inside TensorFlow. Unknown dimensions are not checked.
+
+    Args:
+        y_true: one scale's batched target (:mod:`kyolo.encode.targets` layout of ``cfg``).
+        y_pred: ``(b, gh, gw, A · (5 + C))`` raw head output.
+    """
+    where = f"YoloLoss(scale={scale})"
+    count, depth = cfg.anchors_per_scale, 5 + cfg.num_classes
+    pred = tf.TensorShape(y_pred.shape)
+    true = tf.TensorShape(y_true.shape)
+    if pred.rank is not None and pred.rank != 4:
+        raise ValueError(f"{where}: y_pred must be (batch, grid_h, grid_w, channels), got {pred}")
+    if pred.rank is not None and pred[3] is not None and pred[3] != count * depth:
+        raise ValueError(
+            f"{where}: y_pred has {pred[3]} channels, expected A·(5 + C) = {count}·(5 + "
+            f"{cfg.num_classes}) = {count * depth} (anchors_per_scale={count}, "
+            f"num_classes={cfg.num_classes})"
+        )
+    grid = (pred[1], pred[2]) if pred.rank is not None else (None, None)
+    if cfg.ignore_against == "scale":
+        expected = [None, *grid, count, depth]
+        layout = "(batch, grid_h, grid_w, A, 5 + C)"
+    else:
+        rows = grid[0] * grid[1] * count + cfg.max_boxes if None not in grid else None
+        expected = [None, rows, depth]
+        layout = "(batch, grid_h · grid_w · A + max_boxes, 5 + C)"
+    if true.rank is not None and (
+        true.rank != len(expected)
+        or any(e is not None and t is not None and e != t for e, t in zip(expected, true))
+    ):
+        raise ValueError(
+            f"{where}: y_true shape {true} does not fit y_pred {pred}: expected {layout} = "
+            f"{tf.TensorShape(expected)} for ignore_against={cfg.ignore_against!r}, "
+            f"num_classes={cfg.num_classes}; cfg.input_size {cfg.input_size} gives grid "
+            f"{cfg.grid_size(scale)} at this scale (stride {cfg.strides[scale]})"
+        )
+
+
+def _finite_per_image(values: Any) -> tf.Tensor:
+    """``(b,)`` bool: every element of image ``i`` is finite."""
+    values = tf.cast(values, tf.float32)
+    return tf.reduce_all(tf.math.is_finite(tf.reshape(values, [tf.shape(values)[0], -1])), axis=1)
+
+
 @keras.saving.register_keras_serializable(package="kyolo")
 class YoloLoss(keras.losses.Loss):
     """YOLO loss of one output scale, as ``config.loss`` (:class:`kyolo.config.LossConfig`) says.
@@ -77,6 +126,7 @@ class YoloLoss(keras.losses.Loss):
         Gains, balance and ``term_reduction`` are applied; Keras' reduction is not.
         """
         cfg, spec = self.config, self.config.loss
+        check_shapes(y_true, y_pred, cfg, self.scale)
         logits = split_head(y_pred, cfg)
         shape = tf.shape(logits)
         grid = tf.reshape(target_grid(y_true, cfg), shape)
@@ -117,7 +167,10 @@ class YoloLoss(keras.losses.Loss):
             sums["cls"] = terms.class_term(
                 positive, grid[..., 5:], logits[..., 5:], loss_fn, spec.label_smoothing
             )
-        return self._normalise(sums, positive)
+        # Safe ratios and clamps (IoU of a NaN box is 0) would otherwise turn a non-finite input
+        # into a finite, wrong loss; NaN makes it visible (e.g. to keras.callbacks.TerminateOnNaN).
+        poison = tf.where(_finite_per_image(y_true) & _finite_per_image(y_pred), 0.0, float("nan"))
+        return {key: value + poison for key, value in self._normalise(sums, positive).items()}
 
     def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
         return tf.add_n(list(self.components(y_true, y_pred).values()))
