@@ -1,0 +1,190 @@
+"""Target-encoder throughput in ``tf.data``, and how the loss grows with boxes and input size.
+
+1. kyolo's per-image v3 encoder mapped over a dataset of per-image box arrays (``(n, 4)`` boxes
+   and ``(n,)`` classes, n = 10 and 100), ``num_parallel_calls=1`` (one core) and ``AUTOTUNE``;
+   the dataset is drained with ``Dataset.reduce`` so no Python runs per element. Compared with
+   one forward + backward step of the loss (kyolo, XLA) on a batch.
+2. Loss time (forward + backward) against boxes per image at a fixed input size.
+3. Loss time against input size at a fixed box count.
+
+Run from the repository root::
+
+    .venv/bin/python -m benchmarks.encoder_speed                  # ~3 min
+    .venv/bin/python -m benchmarks.encoder_speed --box-counts 1 10 30 100 300 --repeats 7 \\
+        --sizes 320 416 512 608 640 --candidate /tmp/scratch/v3_fast.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+
+import numpy as np
+
+from benchmarks import common
+from benchmarks import loss_speed as ls
+
+
+def encoder_throughput(args: argparse.Namespace) -> list[list[str]]:
+    """Rows ``encoder, boxes, parallel calls, images/s, images/s per core, ms per batch``.
+
+    All encoders and parallelism settings of one box count are drained in one interleaved pool.
+    """
+    import tensorflow as tf
+
+    from kyolo.config import YOLOV3
+
+    cfg = YOLOV3.replace(input_size=(args.size, args.size))
+    encoders = {"kyolo": common.image_encoder(cfg)}
+    if args.encoder:
+        fn = load_function(args.encoder, "encode")
+        encoders["candidate"] = lambda boxes, classes: fn(boxes, classes, cfg)
+    rows = []
+    for count in args.encoder_boxes:
+        rng = np.random.default_rng(count)
+        pairs = [
+            common.random_boxes(rng, count, count, cfg.num_classes) for _ in range(args.images)
+        ]
+        boxes = np.stack([p[0] for p in pairs])
+        classes = np.stack([p[1] for p in pairs])
+        source = tf.data.Dataset.from_tensor_slices((boxes, classes))
+        drains = {}
+        for name, encode in encoders.items():
+            for calls in (1, tf.data.AUTOTUNE):
+                ds = source.map(encode, num_parallel_calls=calls)
+                drains[(name, calls)] = lambda ds=ds: ds.reduce(np.int64(0), lambda n, _: n + 1)
+        times = common.interleaved(drains, 1, args.encoder_repeats)
+        for (name, calls), t in times.items():
+            per_second = args.images / (common.median_ms(t) / 1e3)
+            cores = 1 if calls == 1 else os.cpu_count()
+            label = "1" if calls == 1 else f"AUTOTUNE ({cores} cores)"
+            rows.append(
+                [
+                    name,
+                    str(count),
+                    label,
+                    f"{per_second:,.0f}",
+                    f"{per_second / cores:,.0f}",
+                    f"{1e3 * args.batch / per_second:.1f}",
+                ]
+            )
+    return rows
+
+
+def load_function(path: str, name: str):
+    spec = importlib.util.spec_from_file_location("encoder_candidate", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, name)
+
+
+def growth(xs: list[float], ys: list[float]) -> str:
+    """Least-squares exponent ``p`` of ``y ∝ x^p`` over the points."""
+    lx, ly = np.log(xs), np.log(ys)
+    return f"{np.polyfit(lx, ly, 1)[0]:.2f}"
+
+
+def sweep(
+    args: argparse.Namespace, points: list[int], make_case, label: str, x_of
+) -> tuple[list[list[str]], list[tuple[str, str]]]:
+    """Time kyolo (XLA), the naive port (graph) and a candidate (XLA) over ``points``.
+
+    All points and implementations are timed in one interleaved pool, so drift on a shared
+    machine cannot bend the growth curve.
+    """
+    import tensorflow as tf
+
+    keys = [("kyolo", "xla"), (ls.NAIVE, "graph")]
+    if args.candidate:
+        keys.insert(1, ("candidate", "xla"))
+    candidates = {}
+    for point in points:
+        case = make_case(point)
+        outputs = [tf.constant(a) for a in case.outputs]
+        y_true = [tf.constant(a) for a in case.y_true]
+        for name, mode in keys:
+            fn = ls.compiled(case.losses[name], mode)
+            candidates[(point, name, mode)] = lambda fn=fn, o=outputs, y=y_true: fn(o, y)
+    times = common.interleaved(candidates, args.warmup, args.repeats)
+    medians = {key: common.median_ms(t) for key, t in times.items()}
+    rows = [[label.format(p)] + [f"{medians[(p, *key)]:.1f}" for key in keys] for p in points]
+    xs = [x_of(p) for p in points]
+    exponents = [growth(xs, [medians[(p, *key)] for p in points]) for key in keys]
+    rows.append(["growth exponent p (t ∝ x^p)", *exponents])
+    return rows, keys
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--size", type=int, default=416, help="input size of parts 1 and 2")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--images", type=int, default=1000, help="images per encoder pass")
+    parser.add_argument("--encoder-boxes", nargs="+", type=int, default=[10, 100])
+    parser.add_argument("--encoder-repeats", type=int, default=3)
+    parser.add_argument("--box-counts", nargs="+", type=int, default=[1, 10, 100, 300])
+    parser.add_argument("--sizes", nargs="+", type=int, default=[320, 416, 640])
+    parser.add_argument("--boxes", type=int, default=10, help="boxes per image of part 3")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--candidate", help="file defining yolo_loss(outputs, y_true, cfg)")
+    parser.add_argument("--encoder", help="file defining encode(boxes, classes, cfg) (part 1)")
+    parser.add_argument("--parts", nargs="+", type=int, default=[1, 2, 3], choices=[1, 2, 3])
+    args = parser.parse_args()
+    common.set_threads(args.threads)
+    common.print_machine(common.machine(), args.threads)
+
+    if 1 in args.parts:
+        encoders(args)
+    if 2 in args.parts:
+        by_boxes(args)
+    if 3 in args.parts:
+        by_size(args)
+
+
+def encoders(args: argparse.Namespace) -> None:
+    print(f"\n### 1. v3 encoder in tf.data ({args.size}x{args.size}, {args.images} images)\n")
+    rows = encoder_throughput(args)
+    headers = ["encoder", "boxes/image", "num_parallel_calls", "images/s", "images/s/core"]
+    headers.append(f"ms per batch of {args.batch}")
+    print(common.table(headers, rows))
+    case = ls.v3_case(args.size, args.batch, 10, args.candidate)
+    times, _ = ls.measure(case, ["xla"], args.warmup, args.repeats)
+    for (name, _), t in times.items():
+        step = common.median_ms(t)
+        print(f"\nloss step ({name}, XLA, forward + backward, batch {args.batch}): {step:.1f} ms")
+        for row in rows:
+            if row[2] == "1":
+                share = float(row[5]) / step
+                print(
+                    f"  encoding the batch on one core ({row[0]}, {row[1]} boxes/image): "
+                    f"{share:.2f}x the step"
+                )
+
+
+def by_boxes(args: argparse.Namespace) -> None:
+    def make(count: int) -> ls.Case:
+        return ls.v3_case(args.size, args.batch, count, args.candidate, max(100, count))
+
+    print(f"\n### 2. loss vs boxes per image ({args.size}x{args.size}, batch {args.batch}, ms)\n")
+    print("max_boxes = max(100, boxes): the fixed box list kyolo's ignore mask compares against")
+    rows, keys = sweep(args, args.box_counts, make, "{} boxes", float)
+    headers = ["boxes/image"] + [f"{n} {m}" for n, m in keys]
+    print(common.table(headers, rows))
+
+
+def by_size(args: argparse.Namespace) -> None:
+    def make(size: int) -> ls.Case:
+        return ls.v3_case(size, args.batch, args.boxes, args.candidate)
+
+    print(f"\n### 3. loss vs input size (batch {args.batch}, {args.boxes} boxes/image, ms)\n")
+    rows, keys = sweep(args, args.sizes, make, "{0}x{0}", lambda s: float(s * s))
+    rows[-1][0] = "growth exponent p (t ∝ pixels^p)"
+    headers = ["input"] + [f"{n} {m}" for n, m in keys]
+    print(common.table(headers, rows))
+    print("(prediction slots grow as pixels: p = 1 is linear in the slot count)")
+
+
+if __name__ == "__main__":
+    main()
