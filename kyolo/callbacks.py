@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import glob
+import json
+import os
 from typing import Any
 
 import keras
@@ -10,6 +13,7 @@ import tensorflow as tf
 from kyolo.config import YoloConfig
 from kyolo.evaluate import evaluate_detector
 from kyolo.postprocess import detect
+from kyolo.saving import atomic_path
 
 
 class CocoMeanAveragePrecision(keras.callbacks.Callback):
@@ -55,3 +59,60 @@ class CocoMeanAveragePrecision(keras.callbacks.Callback):
             self.last["val_mAP_epoch"] = float(epoch)
         if logs is not None:
             logs.update(self.last)
+
+
+class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """``keras.callbacks.ModelCheckpoint`` that replaces its file whole (:func:`atomic_path`).
+
+    Keras saves in place, so a kill while saving ``best.keras`` destroys the previous best model;
+    here the previous file stays intact until the new one is complete. Same arguments.
+    """
+
+    # Overrides Keras' private hook (keras 3.x): the decision logic is reused unchanged.
+    def _save_model(self, epoch: int, batch: int | None, logs: dict[str, Any]) -> None:
+        filepath = self._get_file_path(epoch, batch, logs)
+        if not self._should_save_model(epoch, batch, logs, filepath):
+            return
+        os.makedirs(os.path.dirname(os.path.abspath(filepath)), exist_ok=True)
+        with atomic_path(filepath) as temp:
+            if self.save_weights_only:
+                self.model.save_weights(temp, overwrite=True)
+            else:
+                self.model.save(temp, overwrite=True)
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """``keras.callbacks.BackupAndRestore`` whose backup survives a kill at any moment.
+
+    Keras rewrites ``latest.weights.h5`` and then ``training_metadata.json`` in place: a kill during
+    the first leaves a truncated weights file (the restart fails), one between the two leaves
+    weights an epoch ahead of the recorded epoch (the restart silently trains that epoch twice).
+    Here every backup writes its weights to a new file, then atomically replaces the metadata,
+    which names that file: the metadata is the commit record, so a restart sees either the
+    previous backup or the new one, whole. Older weight files are removed after the commit.
+    ``double_checkpoint`` is not needed and is ignored. Same arguments otherwise.
+    """
+
+    def _save_model(self) -> None:
+        os.makedirs(self.backup_dir, exist_ok=True)
+        name = f"epoch{self._current_epoch}-batch{self._last_batch_seen}.weights.h5"
+        with atomic_path(os.path.join(self.backup_dir, name)) as temp:
+            self.model.save_weights(temp, overwrite=True)
+        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name}
+        with atomic_path(self._training_metadata_path) as temp, open(temp, "w") as f:
+            json.dump(metadata, f)
+        for old in glob.glob(os.path.join(glob.escape(self.backup_dir), "epoch*.weights.h5")):
+            if os.path.basename(old) != name:
+                os.remove(old)
+
+    def _load_model(self) -> None:
+        if not os.path.isfile(self._training_metadata_path):
+            return super()._load_model()  # nothing backed up yet
+        with open(self._training_metadata_path) as f:
+            metadata = json.load(f)
+        if "weights" not in metadata:
+            return super()._load_model()  # a backup written by keras' own callback
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(os.path.join(self.backup_dir, metadata["weights"]))
+        self.model._initial_epoch = metadata["epoch"]

@@ -57,20 +57,43 @@ def log_wh_ratio(logits_wh: tf.Tensor, decode: str) -> tf.Tensor:
     return 2.0 * (math.log(2.0) + tf.math.log_sigmoid(logits_wh))
 
 
-def decode_cells(logits: tf.Tensor, cfg: YoloConfig, scale: int) -> tf.Tensor:
+def decode_cells(
+    logits: tf.Tensor, cfg: YoloConfig, scale: int, anchor: tf.Tensor | None = None
+) -> tf.Tensor:
     """Boxes in grid-cell units, centres relative to their own cell's corner.
 
     Args:
-        logits: ``(b, gh, gw, A, ≥4)`` float32 raw outputs of ``scale``.
+        logits: ``(b, gh, gw, A, ≥4)`` float32 raw outputs of ``scale``; or, with ``anchor``,
+            ``(..., ≥4)`` rows of any slots (e.g. the positives gathered by the loss).
+        anchor: ``(...)`` int32 anchor index (in the scale) of each row; ``None``: the last
+            axis but one of ``logits`` is the anchor axis.
     Returns:
-        ``(b, gh, gw, A, 4)``: ``x, y`` cells from the slot's cell corner, ``w, h`` in cells
-        (input pixels / stride). The unit is the same on both axes, so IoU-family losses computed
-        on these are those of pixel boxes (YOLOv5 computes its CIoU this way).
+        ``(..., 4)``: ``x, y`` cells from the slot's cell corner, ``w, h`` in cells (input
+        pixels / stride). The unit is the same on both axes, so IoU-family losses computed on
+        these are those of pixel boxes (YOLOv5 computes its CIoU this way).
     """
     anchors_cells = tf.constant(cfg.scale_anchors(scale) / cfg.strides[scale])
+    if anchor is not None:
+        anchors_cells = tf.gather(anchors_cells, anchor)
     xy = xy_offset(logits[..., :2], cfg.xy_scale(scale))
     wh = tf.exp(log_wh_ratio(logits[..., 2:4], cfg.decode)) * anchors_cells
     return tf.concat([xy, wh], axis=-1)
+
+
+def slot_cell_anchor(
+    slot: tf.Tensor, grid_w: int | tf.Tensor, anchors_per_scale: int
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Cell and anchor of flat slots ``slot = (row · gw + col) · A + a`` of a scale.
+
+    Args:
+        slot: ``(...)`` int32 index into the ``(gh · gw · A)`` slots of a scale.
+    Returns:
+        ``cell (..., 2)`` float32 ``(column, row)`` as in :func:`cell_grid`, ``anchor (...)``
+        int32.
+    """
+    cell = slot // anchors_per_scale
+    column_row = tf.stack([cell % grid_w, cell // grid_w], axis=-1)
+    return tf.cast(column_row, tf.float32), slot % anchors_per_scale
 
 
 def grid_size_wh(shape: tf.Tensor) -> tf.Tensor:

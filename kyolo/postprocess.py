@@ -74,11 +74,14 @@ def non_max_suppression(
 def detect(
     outputs: Sequence[tf.Tensor], cfg: YoloConfig, **nms_args: float
 ) -> dict[str, tf.Tensor]:
-    """:func:`decode_outputs` then :func:`non_max_suppression`; boxes in input pixels."""
+    """:func:`decode_outputs` then :func:`non_max_suppression`; boxes in input pixels.
+
+    Boxes are clipped to the network input before NMS, so no box leaves the canvas.
+    """
     boxes, scores = decode_outputs(outputs, cfg)
     height, width = _input_hw(outputs, cfg)
-    boxes = boxes * tf.stack([width, height, width, height])
-    return non_max_suppression(boxes, scores, **nms_args)
+    size = tf.stack([width, height, width, height])
+    return non_max_suppression(tf.clip_by_value(boxes, 0.0, 1.0) * size, scores, **nms_args)
 
 
 def _input_hw(outputs: Sequence[tf.Tensor], cfg: YoloConfig) -> tuple[tf.Tensor, tf.Tensor]:

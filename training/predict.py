@@ -39,7 +39,8 @@ def draw(image: np.ndarray, detections: dict[str, np.ndarray], names: Sequence[s
     return canvas
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Flags, with every path checked: a bad one exits (code 2) with a message naming it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="+", help="image files (PNG, JPEG, BMP, GIF)")
     parser.add_argument("--model", default=os.path.join(DEFAULT_OUT, "serving"))
@@ -47,30 +48,58 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--score", type=float, default=0.25, help="minimum score to draw")
     parser.add_argument("--out", default=os.path.join(DEFAULT_OUT, "predictions"))
     args = parser.parse_args(argv)
-    if not os.path.isdir(args.model):
-        parser.error(f"--model {args.model}: no SavedModel folder there (train first)")
+    if not os.path.isfile(os.path.join(args.model, "saved_model.pb")):
+        parser.error(f"--model {args.model}: no SavedModel there (train first)")
+    if args.classes and not os.path.isfile(args.classes):
+        parser.error(f"--classes {args.classes}: no such file")
+    if not 0 <= args.score <= 1:
+        parser.error(f"--score must be in [0, 1], got {args.score}")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        parser.error(f"--out {args.out}: exists and is not a folder")
+    targets: dict[str, str] = {}
     for path in args.images:
         if not os.path.isfile(path):
             parser.error(f"image {path}: no such file")
+        target = output_path(args.out, path)
+        if target in targets:  # nothing is overwritten silently
+            parser.error(f"images {targets[target]} and {path} would both be drawn to {target}")
+        targets[target] = path
+    return args
+
+
+def output_path(out: str, image: str) -> str:
+    return os.path.join(out, os.path.splitext(os.path.basename(image))[0] + ".png")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
 
     import tensorflow as tf
 
     from kyolo.data.pipeline import decode_image
     from training.train import read_class_names
 
-    names = read_class_names(args.classes) if args.classes else []
-    serve = tf.saved_model.load(args.model).signatures["serving_default"]
+    try:
+        names = read_class_names(args.classes) if args.classes else []
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"--classes {args.classes}: {err}") from None
+    try:
+        serve = tf.saved_model.load(args.model).signatures["serving_default"]
+    except (OSError, KeyError, ValueError) as err:
+        raise SystemExit(
+            f"--model {args.model}: cannot load a serving SavedModel ({err})"
+        ) from None
     os.makedirs(args.out, exist_ok=True)
     for path in args.images:
         try:
             image = decode_image(tf.io.read_file(path))
-        except tf.errors.InvalidArgumentError as err:
+        except tf.errors.OpError as err:
             raise SystemExit(f"image {path}: cannot be decoded ({err.message})") from None
         found = {k: v.numpy()[0] for k, v in serve(images=image[None]).items()}
         keep = found["scores"][: found["count"]] >= args.score
         found = {k: v[: found["count"]][keep] for k, v in found.items() if k != "count"}
         found["count"] = int(keep.sum())
-        target = os.path.join(args.out, os.path.splitext(os.path.basename(path))[0] + ".png")
+        target = output_path(args.out, path)
         draw(image.numpy(), found, names).save(target)
         print(f"{path}: {found['count']} boxes -> {target}")
 

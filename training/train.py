@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -63,7 +64,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_data_arguments(parser)
     parser.add_argument("--model", choices=sorted(MODELS), default="nano")
-    parser.add_argument("--loss-preset", choices=sorted(PRESETS), default="yolov3")
+    parser.add_argument("--loss-preset", choices=sorted(PRESETS), default="yolov5")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument(
@@ -94,11 +95,41 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if len(args.img_size) not in (1, 2):
         parser.error(f"--img-size takes 1 or 2 values, got {args.img_size}")
-    if args.data_format != "digits" and not (args.train and args.val):
-        parser.error(f"--data-format {args.data_format} needs --train and --val")
+    if min(args.img_size) < 1 or min(args.digits) < 1:
+        parser.error("--img-size and --digits must be >= 1")
+    if args.lr <= 0 or args.warmup_epochs < 0:
+        parser.error(f"need --lr > 0 and --warmup-epochs >= 0, got {args.lr}, {args.warmup_epochs}")
+    if args.anchors not in ("auto", "preset") and not ANCHOR_PAIRS.fullmatch(args.anchors):
+        parser.error(f"--anchors must be 'auto', 'preset' or 'w,h w,h ...', got {args.anchors!r}")
+    if args.data_format != "digits":
+        check_data_paths(parser, args)
+    return args
+
+
+ANCHOR_PAIRS = re.compile(r"\s*(\d+(\.\d*)?,\d+(\.\d*)?\s*)+")
+
+
+def check_data_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit with a message naming the flag when a data path is missing or of the wrong kind."""
+    if not (args.train and args.val and args.train_images and args.val_images):
+        parser.error(
+            f"--data-format {args.data_format} needs --train, --train-images, --val and "
+            "--val-images"
+        )
     if args.data_format in ("voc", "yolo") and not args.classes:
         parser.error(f"--data-format {args.data_format} needs --classes")
-    return args
+    annotations_are = os.path.isfile if args.data_format == "coco" else os.path.isdir
+    checks = [
+        ("--train", args.train, annotations_are),
+        ("--val", args.val, annotations_are),
+        ("--train-images", args.train_images, os.path.isdir),
+        ("--val-images", args.val_images, os.path.isdir),
+        ("--classes", args.classes, os.path.isfile),
+    ]
+    for flag, path, exists in checks:
+        if path is not None and not exists(path):
+            kind = "file" if exists is os.path.isfile else "folder"
+            parser.error(f"{flag} {path}: no such {kind}")
 
 
 def load_data(args: argparse.Namespace) -> tuple[list, list, list[str]]:
@@ -218,6 +249,24 @@ def per_stride(values: Any, preset_strides: Sequence[int], strides: Sequence[int
     return tuple(by_stride[s] for s in strides)
 
 
+class InvalidInput(ValueError):
+    """Bad data or settings found before training starts; ``main`` prints it, no traceback."""
+
+
+def prepare(args: argparse.Namespace) -> tuple[list, list, list[str], Any]:
+    """``(train annotations, val annotations, class names, config)``, all checked."""
+    from kyolo.data import AnnotationError
+    from kyolo.data.pipeline import check_box_counts
+
+    try:
+        train_ann, val_ann, names = load_data(args)
+        cfg = build_config(args, train_ann, len(names))
+        check_box_counts([*train_ann, *val_ann], cfg.max_boxes)
+    except (AnnotationError, OSError, ValueError) as err:
+        raise InvalidInput(str(err)) from err
+    return train_ann, val_ann, names, cfg
+
+
 def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     """Run the whole job; returns what ``metrics.json`` holds.
 
@@ -226,19 +275,23 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
     import keras
     import tensorflow as tf
 
-    from kyolo.callbacks import CocoMeanAveragePrecision
-    from kyolo.data.pipeline import Augmentation, make_dataset
+    from kyolo.callbacks import (
+        AtomicBackupAndRestore,
+        AtomicModelCheckpoint,
+        CocoMeanAveragePrecision,
+    )
+    from kyolo.data.pipeline import Augmentation, check_images, make_dataset
     from kyolo.export import export_saved_model
     from kyolo.losses import YoloLoss
     from kyolo.metrics import YoloLossComponents
     from kyolo.models import build_model
+    from kyolo.saving import atomic_path, save_model
     from training.targets import target_encoder
 
     started = time.time()
     keras.utils.set_random_seed(args.seed)
     os.makedirs(args.out, exist_ok=True)
-    train_ann, val_ann, names = load_data(args)
-    cfg = build_config(args, train_ann, len(names))
+    train_ann, val_ann, names, cfg = prepare(args)
     # Mirrored digits are not digits: no flips for DigitsDet.
     augment = Augmentation(flip_prob=0.0) if args.data_format == "digits" else Augmentation()
     encode = target_encoder(cfg)
@@ -279,21 +332,32 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
     history_csv = os.path.join(args.out, "history.csv")
     if not os.path.isdir(backup_dir) and os.path.exists(history_csv):
         os.remove(history_csv)  # a fresh run, not a resumed one: start the history anew
+    done = read_history(history_csv) if os.path.exists(history_csv) else {}
+    # The backup is the commit of an epoch, so it comes after every writer of that epoch: a kill
+    # before it repeats the epoch (read_history keeps its last row), never loses one.
     callbacks = [
         CocoMeanAveragePrecision(map_ds, cfg, frequency=args.eval_every),
-        keras.callbacks.BackupAndRestore(backup_dir),
-        keras.callbacks.ModelCheckpoint(
+        AtomicModelCheckpoint(
             os.path.join(args.out, "best.keras"),
             monitor="val_mAP50",
             mode="max",
             save_best_only=True,
+            initial_value_threshold=max(done.get("val_mAP50", [None])),  # resumed: beat that
         ),
         keras.callbacks.TensorBoard(os.path.join(args.out, "logs")),
         keras.callbacks.CSVLogger(history_csv, append=True),
+        AtomicBackupAndRestore(backup_dir),
         *extra_callbacks,
     ]
-    model.fit(train_ds, validation_data=val_ds, epochs=args.epochs, callbacks=callbacks, verbose=2)
-    model.save(os.path.join(args.out, "model.keras"))
+    try:
+        model.fit(
+            train_ds, validation_data=val_ds, epochs=args.epochs, callbacks=callbacks, verbose=2
+        )
+    except tf.errors.InvalidArgumentError:
+        # tf.data cannot say which file it failed to decode; a full decoding pass can.
+        check_images([*train_ann, *val_ann])
+        raise
+    save_model(model, os.path.join(args.out, "model.keras"))
     export_saved_model(model, cfg, os.path.join(args.out, "serving"))
     served = evaluate_saved_model(os.path.join(args.out, "serving"), val_ann, len(names))
     logs = read_history(history_csv)  # every epoch, also those before a resume
@@ -310,18 +374,22 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
         "config": cfg.to_dict(),
         "args": vars(args),
     }
-    with open(os.path.join(args.out, "metrics.json"), "w") as f:
+    with atomic_path(os.path.join(args.out, "metrics.json")) as temp, open(temp, "w") as f:
         json.dump(metrics, f, indent=2)
     plot_curves(metrics["history"], os.path.join(args.out, "curves.png"))
     return metrics
 
 
 def read_history(path: str) -> dict[str, list[float]]:
-    """``CSVLogger``'s file as ``{column: values}`` in epoch order."""
+    """``CSVLogger``'s file as ``{column: values}`` in epoch order.
+
+    An epoch repeated after a resume (killed after its row, before its backup) keeps its last row.
+    """
     import csv
 
     with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+        by_epoch = {row["epoch"]: row for row in csv.DictReader(f)}
+    rows = sorted(by_epoch.values(), key=lambda row: int(row["epoch"]))
     return {key: [float(row[key]) for row in rows] for key in rows[0]} if rows else {}
 
 
@@ -370,8 +438,14 @@ def plot_curves(history: dict[str, list[float]], path: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    from kyolo.data import AnnotationError
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    metrics = train(parse_args(argv))
+    args = parse_args(argv)
+    try:
+        metrics = train(args)
+    except (InvalidInput, AnnotationError) as err:
+        raise SystemExit(f"training.train: error: {err}") from None
     print(
         f"done in {metrics['wall_time_s']:.0f} s: val mAP50 {metrics['val_mAP50']:.3f}, "
         f"mAP50-95 {metrics['val_mAP50_95']:.3f}; SavedModel mAP50 "

@@ -50,9 +50,9 @@ def read_coco(
         indexed by class id.
 
     Raises:
-        AnnotationError: malformed JSON or structure (naming the file and the line or the entry),
-            a missing image file, a path escaping ``image_root``, or an invalid box under
-            ``on_invalid="raise"``.
+        AnnotationError: a missing or unreadable annotation file, malformed JSON or structure
+            (naming the file and the line or the entry), a missing image file, a path escaping
+            ``image_root``, or an invalid box under ``on_invalid="raise"``.
     """
     check_on_invalid(on_invalid)
     source = os.fspath(json_path)
@@ -65,6 +65,8 @@ def read_coco(
         ) from e
     except UnicodeDecodeError as e:
         raise AnnotationError(f"{source}: not UTF-8 text: {e}") from e
+    except OSError as e:
+        raise AnnotationError(f"{source}: cannot read the annotation file: {e.strerror}") from e
     if not isinstance(data, dict):
         raise AnnotationError(f"{source}: top level must be an object, got {type(data).__name__}")
 

@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from kyolo.config import YoloConfig
-from kyolo.data.annotations import Annotation
+from kyolo.data.annotations import Annotation, AnnotationError
 
 AUTOTUNE = tf.data.AUTOTUNE
 PAD_VALUE = 0.5
@@ -276,13 +276,9 @@ def make_dataset(
         raise ValueError("make_dataset needs at least one annotation")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if encode is None:
+        check_box_counts(annotations, cfg.max_boxes, hint=" (or pass an encoder)")
     counts = np.array([len(a.boxes) for a in annotations], np.int64)
-    if encode is None and counts.max() > cfg.max_boxes:
-        worst = int(counts.argmax())
-        raise ValueError(
-            f"{annotations[worst].image_path} has {counts[worst]} boxes, more than "
-            f"cfg.max_boxes={cfg.max_boxes}; raise max_boxes (or pass an encoder)"
-        )
     aug_config = None
     if training and augment is not False:
         aug_config = augment if isinstance(augment, Augmentation) else Augmentation()
@@ -342,6 +338,45 @@ def make_dataset(
     options = tf.data.Options()
     options.deterministic = True
     return ds.with_options(options).prefetch(AUTOTUNE)
+
+
+def check_box_counts(annotations: Sequence[Annotation], max_boxes: int, hint: str = "") -> None:
+    """Raise ``ValueError`` naming the image with the most boxes if it has more than ``max_boxes``.
+
+    The target encoder enforces the same limit inside ``tf.data``, where it cannot name the file;
+    call this first to fail early with the path. Augmentation only ever removes boxes.
+    """
+    counts = [len(a.boxes) for a in annotations]
+    worst = int(np.argmax(counts)) if counts else 0
+    if counts and counts[worst] > max_boxes:
+        raise ValueError(
+            f"{annotations[worst].image_path} has {counts[worst]} boxes, more than "
+            f"cfg.max_boxes={max_boxes}; raise max_boxes{hint}"
+        )
+
+
+def check_images(annotations: Sequence[Annotation]) -> None:
+    """Decode every image as :func:`make_dataset` does; raise for the first that fails.
+
+    A truncated or corrupt file passes the readers (they read headers only) and then fails inside
+    ``tf.data`` with an error that cannot name the file. This full decoding pass names it; it costs
+    one epoch of decoding, so run it up front on small datasets, or after a pipeline error.
+
+    Raises:
+        AnnotationError: naming the image file and the decoder's message, or the decoded size when
+            it differs from the annotation's.
+    """
+    for ann in annotations:
+        try:
+            image = decode_image(tf.io.read_file(ann.image_path))
+        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as e:
+            raise AnnotationError(f"{ann.image_path}: cannot decode the image: {e.message}") from e
+        height, width = image.shape[:2]
+        if (height, width) != (ann.height, ann.width):
+            raise AnnotationError(
+                f"{ann.image_path}: decoded size {width}x{height} differs from its annotation's "
+                f"{ann.width}x{ann.height}"
+            )
 
 
 def _pad(example: dict[str, tf.Tensor], max_boxes: int) -> dict[str, tf.Tensor]:

@@ -46,15 +46,17 @@ def read_voc(
         skip_difficult: drop objects marked ``<difficult>1</difficult>`` (as keras-yolo3 does).
 
     Raises:
-        AnnotationError: malformed XML (naming file and line), a document type declaration (entities
-            are never expanded), a missing field or image, a path escaping ``image_dir``, or an
-            invalid box under ``on_invalid="raise"``.
+        AnnotationError: a missing ``xml_dir``, malformed XML (naming file and line), a document
+            type declaration (entities are never expanded), a missing field or image, a path
+            escaping ``image_dir``, or an invalid box under ``on_invalid="raise"``.
     """
     check_on_invalid(on_invalid)
     class_of = {name: c for c, name in enumerate(class_names)}
     if len(class_of) != len(class_names):
         raise ValueError(f"class_names has duplicates: {list(class_names)}")
     xml_dir = os.fspath(xml_dir)
+    if not os.path.isdir(xml_dir):
+        raise AnnotationError(f"annotation folder {xml_dir!r} does not exist")
     files = sorted(f for f in os.listdir(xml_dir) if f.lower().endswith(".xml"))
     return [
         _read_one(os.path.join(xml_dir, f), image_dir, class_of, on_invalid, skip_difficult)

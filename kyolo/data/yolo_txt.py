@@ -46,16 +46,18 @@ def read_yolo(
         on_invalid: policy for invalid boxes, see :func:`kyolo.data.annotations.validate`.
 
     Raises:
-        AnnotationError: a row without exactly 5 fields or with a non-numeric field (naming file and
-            line), an unreadable image, a label file without image, or an invalid box under
-            ``on_invalid="raise"``.
+        AnnotationError: a missing ``image_dir`` or ``label_dir``, a row without exactly 5 fields
+            or with a non-numeric field (naming file and line), an unreadable image, a label file
+            without image, or an invalid box under ``on_invalid="raise"``.
     """
     check_on_invalid(on_invalid)
     image_dir, label_dir = os.fspath(image_dir), os.fspath(label_dir)
-    if not os.path.isdir(image_dir):
-        raise AnnotationError(f"image folder {image_dir!r} does not exist")
+    for kind, folder in (("image", image_dir), ("label", label_dir)):
+        # A missing label folder is a wrong path, not a dataset of background images.
+        if not os.path.isdir(folder):
+            raise AnnotationError(f"{kind} folder {folder!r} does not exist")
     images = _walk(image_dir, IMAGE_EXTENSIONS)
-    labels = _walk(label_dir, (".txt",)) if os.path.isdir(label_dir) else []
+    labels = _walk(label_dir, (".txt",))
 
     stems = {os.path.splitext(rel)[0] for rel in images}
     for rel in labels:

@@ -1,7 +1,9 @@
 """Box terms on boxes in grid-cell units (:func:`kyolo.decode.decode_cells`): MSE and IoU family.
 
-Shapes: ``(b, gh, gw, A, ...)`` per slot; each term is summed over the image's positive slots
-and returned per image, ``(b,)``. keras-yolo3's own box term is in :mod:`kyolo.losses.terms`.
+Shapes: ``(b, P, ...)`` rows gathered at the positive slots
+(:func:`kyolo.losses.terms.positive_slots`, 0 weight at rows that are not positive); each term is
+summed over them and returned per image, ``(b,)``. keras-yolo3's own box term is in
+:mod:`kyolo.losses.terms`.
 """
 
 from __future__ import annotations
@@ -23,14 +25,15 @@ def target_in_cells(grid: tf.Tensor, cell: tf.Tensor, grid_wh: tf.Tensor) -> tf.
     ``build_targets``); ``w·gw, h·gh`` the size in cells.
 
     Args:
-        grid: ``(b, gh, gw, A, ≥4)`` targets, xywh normalised to the image.
-        cell: ``(gh, gw, 1, 2)`` cell column/row; ``grid_wh``: ``(2,)`` grid width and height.
+        grid: ``(b, P, ≥4)`` targets, xywh normalised to the image.
+        cell: ``(b, P, 2)`` the slot's cell column/row; ``grid_wh``: ``(2,)`` grid width and
+            height.
     """
     return tf.concat([grid[..., :2] * grid_wh - cell, grid[..., 2:4] * grid_wh], axis=-1)
 
 
 def overlap_box_term(overlap: tf.Tensor, positive: tf.Tensor) -> tf.Tensor:
-    """``Σ_P (1 − X)`` with ``X`` the slot's IoU-family overlap ``(b, gh, gw, A)`` → ``(b,)``.
+    """``Σ_P (1 − X)`` with ``X`` the row's IoU-family overlap ``(b, P)`` → ``(b,)``.
 
     ``X`` is one of :data:`OVERLAPS` (YOLOv5 and Darknet YOLOv4 use CIoU, Zheng et al. 2020).
     """
@@ -53,10 +56,11 @@ def mse_box_terms(
     image (YOLOv1, ``sqrt_wh``) or ``f = log(· / anchor)`` (YOLOv2: the raw ``t_wh`` of a v3 head).
 
     Args:
-        pred_xy: ``(b, gh, gw, A, 2)`` decoded centre offsets; ``pred_log_wh``: ``(..., 2)`` the
+        pred_xy: ``(b, P, 2)`` decoded centre offsets; ``pred_log_wh``: ``(b, P, 2)`` the
             prediction's ``log(wh / anchor)`` (:func:`kyolo.decode.log_wh_ratio`).
-        true: ``(b, gh, gw, A, 4)`` :func:`target_in_cells`; ``anchors_cells``: ``(A, 2)``.
-        positive: ``(b, gh, gw, A)`` float mask.
+        true: ``(b, P, 4)`` :func:`target_in_cells`; ``anchors_cells``: ``(b, P, 2)`` the row's
+            anchor in cells.
+        positive: ``(b, P)`` float mask.
     Returns:
         ``xy (b,)``, ``wh (b,)``.
     """

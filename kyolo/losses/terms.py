@@ -1,7 +1,9 @@
 """Loss terms shared by every preset, one pure function each, built on :mod:`kyolo.boxes`.
 
 Shapes: ``b`` images, ``S = gh*gw*A`` prediction slots of one scale, ``K = max_boxes`` ground-truth
-rows, ``C`` classes. Every term returns a per-image ``(b,)`` float32 sum; :class:`YoloLoss`
+rows, ``C`` classes, ``P`` the fixed bound on an image's positive slots (:func:`positive_slots`).
+Box and class terms see only the ``(b, P, ...)`` rows gathered at the positives; objectness is
+dense over the ``S`` slots. Every term returns a per-image ``(b,)`` float32 sum; :class:`YoloLoss`
 weights and normalises them. Box terms of the other families are in :mod:`kyolo.losses.box`,
 elementwise score losses in :mod:`kyolo.losses.scores`.
 """
@@ -12,7 +14,7 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from kyolo.boxes import pairwise_iou
+from kyolo.boxes import iou
 from kyolo.losses.scores import bce_with_logits
 
 
@@ -21,27 +23,78 @@ def ignore_mask(
 ) -> tf.Tensor:
     """1 where a prediction overlaps no ground truth by ``threshold`` IoU or more, else 0.
 
-    Computed image by image with ``tf.map_fn`` so that the IoU matrix is ``(S, K)`` per image,
-    never ``(b, S, K)`` for the whole batch; every shape is fixed, so it compiles under XLA. No
-    gradient flows through the mask (as in keras-yolo3, where it is a comparison).
+    Computed image by image with ``tf.map_fn``; inside, a ``tf.while_loop`` over the image's
+    ground-truth rows, up to its last valid one, ORs ``IoU ≥ threshold`` into an ``(S,)`` mask.
+    Work is ``S`` per valid row (not ``S · K`` per image, ``K = max_boxes`` mostly padding) and
+    memory ``O(S)`` per image, never ``(b, S, K)``; every shape is fixed, so it compiles under
+    XLA. Equal to ``max_k IoU < threshold`` over valid rows. No gradient flows through the mask
+    (as in keras-yolo3, where it is a comparison).
 
     Args:
         pred_boxes: ``(b, S, 4)`` predicted ``xywh``.
         true_boxes: ``(b, K, 4)`` ground-truth ``xywh`` (same units); ``valid``: ``(b, K)`` bool.
     Returns:
-        ``(b, S)`` float32. An image without ground truth ignores nothing (best IoU = −1).
+        ``(b, S)`` float32. An image without ground truth ignores nothing.
     """
 
     def one_image(args: tuple[tf.Tensor, tf.Tensor, tf.Tensor]) -> tf.Tensor:
         pred, true, ok = args
-        best = tf.reduce_max(tf.where(ok[None, :], pairwise_iou(pred, true), -1.0), axis=-1)
-        return tf.cast(best < threshold, tf.float32)
+        # Rows after the image's last valid one cannot change the mask: the loop stops there.
+        last = tf.reduce_max(tf.where(ok, tf.range(1, tf.shape(ok)[0] + 1), 0))
+
+        def body(row: tf.Tensor, hit: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            return row + 1, hit | (ok[row] & (iou(pred, true[row]) >= threshold))
+
+        hit = tf.zeros(tf.shape(pred)[:1], tf.bool)
+        _, hit = tf.while_loop(lambda row, _: row < last, body, (0, hit))
+        return 1.0 - tf.cast(hit, tf.float32)
 
     return tf.map_fn(
         one_image,
         (tf.stop_gradient(pred_boxes), true_boxes, valid),
         fn_output_signature=tf.float32,
     )
+
+
+def positive_slots(objectness: tf.Tensor, count: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """The slots of each image's positives, so that box and class terms skip the empty slots.
+
+    ``tf.math.top_k`` over the target objectness: a fixed ``count`` of rows per image, so it
+    compiles under XLA. ``count`` must bound every image's positives (the loss derives it from
+    ``max_boxes`` and the assigner); more is an error, never a silent truncation (checked
+    eagerly and in graphs; XLA drops asserts, where the encoder's cap guards instead).
+
+    Args:
+        objectness: ``(b, S)`` target objectness, ``> 0`` at assigned slots.
+        count: ``P``, the most positives an image may have.
+    Returns:
+        ``slot (b, P)`` int32 in ``[0, S)`` and ``ok (b, P)`` bool, True at the positives' rows;
+        the other rows point at arbitrary slots and must be masked with ``ok``.
+    """
+    size = tf.shape(objectness)[1]
+    most = tf.reduce_max(tf.reduce_sum(tf.cast(objectness > 0, tf.int32), axis=-1))
+    tf.debugging.assert_less_equal(
+        most, count, message=f"kyolo.losses: an image holds more than {count} positive slots"
+    )
+    # Padding gives top_k `count` candidates on grids with fewer slots; padded rows are not ok.
+    _, index = tf.math.top_k(tf.pad(objectness, [[0, 0], [0, count]]), k=count, sorted=False)
+    slot = tf.minimum(index, size - 1)
+    ok = (index < size) & (tf.gather(objectness, slot, batch_dims=1) > 0)
+    return slot, ok
+
+
+def rows_to_slots(values: tf.Tensor, slot: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
+    """Scatter per-row values back to their slots, 0 elsewhere: the inverse of the gather.
+
+    Args:
+        values: ``(b, P)``, 0 at rows that are not positive (those may share a slot);
+            ``slot``: ``(b, P)`` from :func:`positive_slots`; ``like``: ``(b, S)`` dense tensor.
+    Returns:
+        ``(b, S)`` float32.
+    """
+    image = tf.broadcast_to(tf.range(tf.shape(slot)[0])[:, None], tf.shape(slot))
+    where = tf.stack([image, slot], axis=-1)
+    return tf.tensor_scatter_nd_add(tf.zeros_like(like), where, values)
 
 
 def keras_yolo3_box_terms(
@@ -57,10 +110,11 @@ def keras_yolo3_box_terms(
     assigned slots.
 
     Args:
-        y_true: ``(b, gh, gw, A, 5 + C)`` targets (xywh normalised to the input image).
-        logits: ``(b, gh, gw, A, 5 + C)`` raw predictions.
-        cell: ``(gh, gw, 1, 2)`` cell column/row; ``anchors_norm``: ``(A, 2)`` anchors as a
-            fraction of the input; ``grid_wh``: ``(2,)`` grid width and height.
+        y_true: ``(b, P, 5 + C)`` targets of the rows (xywh normalised to the input image),
+            objectness 0 at rows that are not positive.
+        logits: ``(b, P, 5 + C)`` raw predictions of the same slots.
+        cell: ``(b, P, 2)`` the slot's cell column/row; ``anchors_norm``: ``(b, P, 2)`` its
+            anchor as a fraction of the input; ``grid_wh``: ``(2,)`` grid width and height.
     Returns:
         ``xy (b,)``, ``wh (b,)``.
     """
@@ -101,8 +155,9 @@ def class_term(
     Targets are YOLOv5's ``smooth_BCE(ε)``: ``1 − ε/2`` for the slot's classes, ``ε/2`` else.
 
     Args:
-        positive: ``(b, ...)`` float 1 at assigned slots; ``classes``: ``(b, ..., C)`` multi-hot;
-            ``logits``: ``(b, ..., C)``; ``loss_fn(labels, logits)``: elementwise score loss.
+        positive: ``(b, P)`` float 1 at positive rows (:func:`positive_slots`), 0 at others;
+            ``classes``: ``(b, P, C)`` multi-hot; ``logits``: ``(b, P, C)``;
+            ``loss_fn(labels, logits)``: elementwise score loss.
     """
     labels = classes * (1.0 - label_smoothing) + 0.5 * label_smoothing
     return per_image(positive[..., None] * loss_fn(labels, logits))

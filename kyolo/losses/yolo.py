@@ -11,11 +11,11 @@ import tensorflow as tf
 from kyolo import boxes
 from kyolo.config import YoloConfig
 from kyolo.decode import (
-    cell_grid,
     decode_cells,
     decode_xywh,
     grid_size_wh,
     log_wh_ratio,
+    slot_cell_anchor,
     split_head,
 )
 from kyolo.encode.targets import target_boxes, target_grid
@@ -25,20 +25,22 @@ from kyolo.losses.scores import score_loss
 
 
 def check_shapes(y_true: Any, y_pred: Any, cfg: YoloConfig, scale: int) -> None:
-    """Raise ``ValueError`` unless one scale's ``y_true`` and ``y_pred`` fit ``cfg``.
+    """Raise ``ValueError`` unless one scale's ``y_true`` and ``y_pred`` have ``cfg``'s shapes.
 
     Checks the static shapes (at trace time), so that a loss attached to the wrong output, a head
     built for another class count or a target encoded with another config fails with expected
-    versus got instead of a reshape error inside TensorFlow. Unknown dimensions are not checked.
+    versus got instead of a reshape error inside TensorFlow, or a silently wrong loss. Unknown
+    dimensions are not checked.
 
     Args:
-        y_true: one scale's batched target (:mod:`kyolo.encode.targets` layout of ``cfg``).
-        y_pred: ``(b, gh, gw, A · (5 + C))`` raw head output.
+        y_true: one scale's batched target, in the layout of :mod:`kyolo.encode.targets`.
+        y_pred: ``(b, gh, gw, A · (5 + C))`` raw head output; ``(gh, gw)`` is the grid of
+            ``cfg.input_size`` at this scale, the one the encoder writes targets for.
     """
     where = f"YoloLoss(scale={scale})"
     count, depth = cfg.anchors_per_scale, 5 + cfg.num_classes
-    pred = tf.TensorShape(y_pred.shape)
-    true = tf.TensorShape(y_true.shape)
+    grid = cfg.grid_size(scale)
+    pred, true = tf.TensorShape(y_pred.shape), tf.TensorShape(y_true.shape)
     if pred.rank is not None and pred.rank != 4:
         raise ValueError(f"{where}: y_pred must be (batch, grid_h, grid_w, channels), got {pred}")
     if pred.rank is not None and pred[3] is not None and pred[3] != count * depth:
@@ -47,23 +49,24 @@ def check_shapes(y_true: Any, y_pred: Any, cfg: YoloConfig, scale: int) -> None:
             f"{cfg.num_classes}) = {count * depth} (anchors_per_scale={count}, "
             f"num_classes={cfg.num_classes})"
         )
-    grid = (pred[1], pred[2]) if pred.rank is not None else (None, None)
+    if not pred.is_compatible_with([None, *grid, count * depth]):
+        raise ValueError(
+            f"{where}: y_pred grid {tuple(pred[1:3])} is not the {grid} grid of stride "
+            f"{cfg.strides[scale]} on cfg.input_size {cfg.input_size}: is this loss on output "
+            f"{scale}?"
+        )
     if cfg.ignore_against == "scale":
-        expected = [None, *grid, count, depth]
+        expected = tf.TensorShape([None, *grid, count, depth])
         layout = "(batch, grid_h, grid_w, A, 5 + C)"
     else:
-        rows = grid[0] * grid[1] * count + cfg.max_boxes if None not in grid else None
-        expected = [None, rows, depth]
+        expected = tf.TensorShape([None, cfg.cells(scale) + cfg.max_boxes, depth])
         layout = "(batch, grid_h · grid_w · A + max_boxes, 5 + C)"
-    if true.rank is not None and (
-        true.rank != len(expected)
-        or any(e is not None and t is not None and e != t for e, t in zip(expected, true))
-    ):
+    if not true.is_compatible_with(expected):
         raise ValueError(
-            f"{where}: y_true shape {true} does not fit y_pred {pred}: expected {layout} = "
-            f"{tf.TensorShape(expected)} for ignore_against={cfg.ignore_against!r}, "
-            f"num_classes={cfg.num_classes}; cfg.input_size {cfg.input_size} gives grid "
-            f"{cfg.grid_size(scale)} at this scale (stride {cfg.strides[scale]})"
+            f"{where}: y_true shape {true} is not {layout} = {expected} of this config "
+            f"(grid {grid} at stride {cfg.strides[scale]}, ignore_against={cfg.ignore_against!r}, "
+            f"num_classes={cfg.num_classes}, max_boxes={cfg.max_boxes}): was it encoded with "
+            "another config, or for another output?"
         )
 
 
@@ -129,22 +132,29 @@ class YoloLoss(keras.losses.Loss):
         check_shapes(y_true, y_pred, cfg, self.scale)
         logits = split_head(y_pred, cfg)
         shape = tf.shape(logits)
-        grid = tf.reshape(target_grid(y_true, cfg), shape)
-        positive = grid[..., 4]
+        depth = 5 + cfg.num_classes
+        grid = target_grid(y_true, cfg)  # (b, S, 5 + C)
+        positive = tf.reshape(grid[..., 4], shape[:4])
+        # Box and class terms only at the positives: (b, P, 5 + C) rows gathered from the slots,
+        # rows that are not positive zeroed like empty slots. Objectness stays dense.
+        slot, ok = terms.positive_slots(grid[..., 4], self._max_positives(logits))
+        rows = tf.where(ok[..., None], tf.gather(grid, slot, batch_dims=1), 0.0)
+        row_logits = tf.gather(tf.reshape(logits, [shape[0], -1, depth]), slot, batch_dims=1)
         grid_wh = grid_size_wh(shape)
-        cell = cell_grid(shape[1], shape[2])
+        cell, anchor = slot_cell_anchor(slot, shape[2], cfg.anchors_per_scale)
         pred = true = overlap = None
         if spec.box_loss != "keras_yolo3" or spec.obj_target == "iou":
-            pred = decode_cells(logits, cfg, self.scale)
-            true = box.target_in_cells(grid, cell, grid_wh)
+            pred = decode_cells(row_logits, cfg, self.scale, anchor)
+            true = box.target_in_cells(rows, cell, grid_wh)
         if spec.box_loss in box.OVERLAPS or spec.obj_target == "iou":
             overlap = box.OVERLAPS.get(spec.box_loss, boxes.iou)(pred, true)
-        sums = self._box_terms(grid, logits, pred, true, overlap, cell, grid_wh)
+        sums = self._box_terms(rows, row_logits, pred, true, overlap, cell, anchor, grid_wh)
 
         obj_label = positive
         if spec.obj_target == "iou":
-            # YOLOv5: tobj = iou.detach().clamp(0) (gr = 1).
-            obj_label = positive * tf.stop_gradient(tf.maximum(overlap, 0.0))
+            # YOLOv5: tobj = iou.detach().clamp(0) (gr = 1), scattered back to the slots.
+            iou_rows = rows[..., 4] * tf.stop_gradient(tf.maximum(overlap, 0.0))
+            obj_label = tf.reshape(terms.rows_to_slots(iou_rows, slot, grid[..., 4]), shape[:4])
         obj_loss = score_loss(
             obj_label,
             logits[..., 4],
@@ -165,7 +175,7 @@ class YoloLoss(keras.losses.Loss):
                 focal_gamma=spec.focal_gamma,
             )
             sums["cls"] = terms.class_term(
-                positive, grid[..., 5:], logits[..., 5:], loss_fn, spec.label_smoothing
+                rows[..., 4], rows[..., 5:], row_logits[..., 5:], loss_fn, spec.label_smoothing
             )
         # Safe ratios and clamps (IoU of a NaN box is 0) would otherwise turn a non-finite input
         # into a finite, wrong loss; NaN makes it visible (e.g. to keras.callbacks.TerminateOnNaN).
@@ -177,21 +187,26 @@ class YoloLoss(keras.losses.Loss):
 
     def _box_terms(
         self,
-        grid: tf.Tensor,
+        rows: tf.Tensor,
         logits: tf.Tensor,
         pred: tf.Tensor | None,
         true: tf.Tensor | None,
         overlap: tf.Tensor | None,
         cell: tf.Tensor,
+        anchor: tf.Tensor,
         grid_wh: tf.Tensor,
     ) -> dict[str, tf.Tensor]:
-        """Per-image box sums of the configured ``box_loss`` (keyed as in the components)."""
+        """Per-image box sums of the configured ``box_loss`` (keyed as in the components).
+
+        All on the ``(b, P, ...)`` positive rows: targets ``rows``, raw ``logits``, decoded
+        ``pred`` and ``true`` in cells, their ``overlap``, the slot's ``cell`` and ``anchor``.
+        """
         cfg, spec = self.config, self.config.loss
-        anchors = cfg.scale_anchors(self.scale)
+        anchors = tf.gather(tf.constant(cfg.scale_anchors(self.scale)), anchor)
         stride = float(cfg.strides[self.scale])
         if spec.box_loss == "keras_yolo3":
             xy, wh = terms.keras_yolo3_box_terms(
-                grid, logits, cell, anchors / (grid_wh * stride), grid_wh
+                rows, logits, cell, anchors / (grid_wh * stride), grid_wh
             )
         elif spec.box_loss == "mse":
             xy, wh = box.mse_box_terms(
@@ -200,12 +215,26 @@ class YoloLoss(keras.losses.Loss):
                 true,
                 anchors / stride,
                 grid_wh,
-                grid[..., 4],
+                rows[..., 4],
                 spec.sqrt_wh,
             )
         else:
-            return {"box": box.overlap_box_term(overlap, grid[..., 4])}
+            return {"box": box.overlap_box_term(overlap, rows[..., 4])}
         return {"xy": xy, "wh": wh}
+
+    def _max_positives(self, logits: tf.Tensor) -> int:
+        """Bound ``P`` on an image's positive slots of this scale (:func:`terms.positive_slots`).
+
+        The encoder keeps at most ``max_boxes`` boxes and the assigner proposes at most, per box
+        and scale, 1 slot (``best_anchor``, ``best_anchor_per_scale``), ``A`` (``multi_anchor``)
+        or ``5 · A`` (``ratio``: centre and 4 neighbour cells); never more than the grid's slots.
+        """
+        cfg = self.config
+        count = cfg.anchors_per_scale
+        per_box = {"multi_anchor": count, "ratio": 5 * count}.get(cfg.assigner, 1)
+        bound = cfg.max_boxes * per_box
+        gh, gw = logits.shape[1], logits.shape[2]
+        return min(bound, gh * gw * count) if gh is not None and gw is not None else bound
 
     def _obj_pos_weight(self, positive: tf.Tensor) -> float | tf.Tensor:
         """``obj_pos_weight``, or the study's ``0.5 · (slots − positives) / positives``."""

@@ -1,0 +1,128 @@
+"""The command lines on bad input: exit status != 0 and one message naming the problem, never a
+TensorFlow traceback. ``training.train``'s argument checks and ``training.predict`` end to end."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from kyolo.export import export_saved_model
+from kyolo.models import build_model
+from tests.reliability.common import nano_config, run_module
+from training import predict
+from training import train as train_job
+
+PATHS = ["--train", "a", "--val", "b", "--train-images", "c", "--val-images", "d"]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--data-format", "bogus"], "invalid choice: 'bogus'"),
+        (["--model", "resnet"], "invalid choice: 'resnet'"),
+        (["--loss-preset", "yolov9"], "invalid choice: 'yolov9'"),
+        (["--strategy", "tpu"], "invalid choice: 'tpu'"),
+        (["--on-invalid", "ignore"], "invalid choice: 'ignore'"),
+        (["--epochs", "0"], "--epochs must be >= 1, got 0"),
+        (["--batch-size", "-2"], "--batch-size must be >= 1, got -2"),
+        (["--eval-every", "0"], "--eval-every must be >= 1"),
+        (["--epochs", "two"], "invalid int value: 'two'"),
+        (["--img-size", "64", "64", "64"], "--img-size takes 1 or 2 values"),
+        (["--data-format", "coco"], "--data-format coco needs --train"),
+        (["--data-format", "coco", "--train", "a", "--val", "b"], "needs --train, --train-images"),
+        (["--data-format", "voc", *PATHS], "needs --classes"),
+        (["--data-format", "yolo", *PATHS], "needs --classes"),
+    ],
+)
+def test_train_rejects_bad_flags_naming_them(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        train_job.parse_args(argv)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def serving(tmp_path_factory):
+    """A tiny untrained nano detector exported as a SavedModel."""
+    cfg = nano_config("yolov3", 10)
+    path = tmp_path_factory.mktemp("model") / "serving"
+    export_saved_model(build_model("nano", cfg, width=4), cfg, path)
+    return path
+
+
+def write(path, array):
+    Image.fromarray(array).save(path)
+    return str(path)
+
+
+@pytest.fixture
+def images(tmp_path):
+    rng = np.random.default_rng(0)
+    good = write(tmp_path / "rgb.png", rng.integers(0, 255, (40, 50, 3), np.uint8))
+    data = (tmp_path / "rgb.png").read_bytes()
+    (tmp_path / "truncated.png").write_bytes(data[: len(data) // 2])
+    (tmp_path / "text.png").write_text("not an image")
+    return tmp_path, good
+
+
+def run_predict(argv):
+    """The exit code (or ``SystemExit`` message) of ``training.predict.main`` in this process."""
+    try:
+        predict.main([str(a) for a in argv])
+    except SystemExit as exit_:
+        return exit_.code
+    return 0
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["{dir}/missing.png"], "image {dir}/missing.png: no such file"),
+        (["{dir}"], "no such file"),  # a folder is not an image
+        (["{good}", "--model", "{dir}"], "no SavedModel there"),
+        (["{good}", "--classes", "{dir}/names.txt"], "--classes {dir}/names.txt: no such file"),
+        (["{good}", "--score", "1.5"], "--score must be in [0, 1], got 1.5"),
+        (["{good}", "--out", "{good}"], "exists and is not a folder"),
+        (["{good}", "{dir}/sub/rgb.png"], "would both be drawn to"),
+    ],
+)
+def test_predict_rejects_bad_arguments_naming_them(serving, images, argv, message, capsys):
+    folder, good = images
+    (folder / "sub").mkdir()
+    write(folder / "sub" / "rgb.png", np.zeros((8, 8, 3), np.uint8))
+    fill = {"dir": folder, "good": good}
+    argv = [a.format(**fill) for a in argv]
+    for flag, default in (("--model", serving), ("--out", folder / "out")):
+        if flag not in argv:
+            argv += [flag, str(default)]
+    assert run_predict(argv) == 2
+    assert message.format(**fill) in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["truncated.png", "text.png"])
+def test_predict_names_an_image_it_cannot_decode(serving, images, name):
+    folder, good = images
+    code = run_predict([good, folder / name, "--model", serving, "--out", folder / "out"])
+    assert isinstance(code, str) and f"image {folder / name}: cannot be decoded" in code
+
+
+def test_predict_reads_grey_rgba_and_16_bit_images(serving, tmp_path):
+    rng = np.random.default_rng(1)
+    arrays = {
+        "grey.png": rng.integers(0, 255, (30, 40), np.uint8),
+        "rgba.png": rng.integers(0, 255, (30, 40, 4), np.uint8),
+        "deep.png": rng.integers(0, 65535, (30, 40), np.uint16),
+    }
+    paths = [write(tmp_path / name, array) for name, array in arrays.items()]
+    assert run_predict([*paths, "--model", serving, "--out", tmp_path / "out"]) == 0
+    for name in arrays:
+        with Image.open(tmp_path / "out" / name) as drawn:
+            assert drawn.size == (40, 30) and drawn.mode == "RGB"
+
+
+def test_predict_process_exits_with_a_message_not_a_traceback(serving, images):
+    folder, good = images
+    argv = [good, str(folder / "truncated.png"), "--model", str(serving), "--out", str(folder)]
+    result = run_module("training.predict", *argv)
+    assert result.returncode != 0
+    assert "truncated.png: cannot be decoded" in result.stderr
+    assert "Traceback" not in result.stderr

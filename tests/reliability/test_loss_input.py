@@ -1,0 +1,105 @@
+"""YoloLoss against bad input: shapes that do not fit the config fail at trace time with expected
+versus got, and non-finite inputs make the image's loss NaN instead of being hidden."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kyolo.config import PRESETS
+from kyolo.losses import YoloLoss
+from tests.reliability.common import encode_batch, head_shapes, nano_config
+
+ONE_BOX = (np.array([[0.4, 0.5, 0.5, 0.6]], np.float32), np.array([1], np.int32))
+LAYOUTS = ["yolov3", "yolov4"]  # y_true layouts: ignore_against "scale" and "image"
+
+
+def targets(cfg, batch=2):
+    return encode_batch(cfg, [ONE_BOX] * batch)
+
+
+def logits(cfg, batch=2, value=0.0):
+    return [np.full(shape, value, np.float32) for shape in head_shapes(cfg, batch)]
+
+
+@pytest.mark.parametrize("name", LAYOUTS)
+def test_y_pred_with_the_wrong_channel_count(name):
+    cfg = nano_config(name)
+    y_pred = logits(cfg)[0][..., :-3]  # a head built for 2 classes
+    with pytest.raises(ValueError, match=r"y_pred has 21 channels, expected .* = 24"):
+        YoloLoss(cfg, 0)(targets(cfg)[0], y_pred)
+
+
+@pytest.mark.parametrize("name", LAYOUTS)
+def test_the_output_of_another_scale(name):
+    cfg = nano_config(name)
+    with pytest.raises(ValueError, match=r"y_pred grid \(8, 8\) is not the \(4, 4\) grid"):
+        YoloLoss(cfg, 0)(targets(cfg)[0], logits(cfg)[1])
+    with pytest.raises(ValueError, match=r"y_true shape .* is not .* \(grid \(4, 4\) at stride 16"):
+        YoloLoss(cfg, 0)(targets(cfg)[1], logits(cfg)[0])
+
+
+@pytest.mark.parametrize("name", LAYOUTS)
+def test_targets_encoded_for_another_class_count(name):
+    cfg = nano_config(name)
+    other = nano_config(name, 5)
+    with pytest.raises(ValueError, match=r"y_true shape .*num_classes=3"):
+        YoloLoss(cfg, 0)(targets(other)[0], logits(cfg)[0])
+
+
+def test_y_pred_of_the_wrong_rank():
+    cfg = nano_config()
+    with pytest.raises(ValueError, match=r"y_pred must be \(batch, grid_h, grid_w, channels\)"):
+        YoloLoss(cfg, 0)(targets(cfg)[0], logits(cfg)[0][0])
+
+
+def test_losses_in_the_wrong_order_fail_in_fit_before_training():
+    cfg = nano_config()
+    inputs = keras.Input((64, 64, 3))
+    depth = cfg.anchors_per_scale * (5 + cfg.num_classes)
+    outputs = [keras.layers.Conv2D(depth, 1, strides=s)(inputs) for s in cfg.strides]
+    model = keras.Model(inputs, outputs)
+    model.compile("sgd", loss=[YoloLoss(cfg, 1), YoloLoss(cfg, 0)])
+    before = [w.copy() for w in model.get_weights()]
+    y_true = targets(cfg)
+    with pytest.raises(ValueError, match=r"YoloLoss\(scale=1\): y_pred grid \(4, 4\)"):
+        model.fit(np.zeros((2, 64, 64, 3), np.float32), tuple(y_true), epochs=1, verbose=0)
+    for a, b in zip(model.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def nan_slot(cfg, y_true, positive):
+    """``(scale, row, col, anchor)`` of a positive (or negative) slot of image 0."""
+    for scale, target in enumerate(y_true):
+        gh, gw = cfg.grid_size(scale)
+        flat = target.numpy()[0, : gh * gw * cfg.anchors_per_scale].reshape(gh, gw, -1)
+        objectness = flat.reshape(gh, gw, cfg.anchors_per_scale, -1)[..., 4]
+        found = np.argwhere(objectness > 0 if positive else objectness == 0)
+        if len(found):
+            return (scale, *found[0])
+    raise AssertionError("no such slot")
+
+
+@pytest.mark.parametrize("positive", [True, False], ids=["positive slot", "negative slot"])
+@pytest.mark.parametrize("channel", [0, 2, 4, 5], ids=["x", "w", "objectness", "class"])
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_a_nan_logit_makes_that_image_loss_nan(name, channel, positive):
+    # Before the guard, IoU-based presets returned a finite loss for NaN x/y logits: the IoU of
+    # a NaN box is 0 by the safe division.
+    cfg = nano_config(name)
+    y_true = targets(cfg)
+    scale, row, col, anchor = nan_slot(cfg, y_true, positive)
+    y_pred = logits(cfg)[scale].reshape(2, *cfg.grid_size(scale), cfg.anchors_per_scale, -1)
+    y_pred[0, row, col, anchor, channel] = np.nan
+    per_image = YoloLoss(cfg, scale).call(y_true[scale], y_pred.reshape(2, *y_pred.shape[1:3], -1))
+    assert np.isnan(per_image[0]) and np.isfinite(per_image[1])
+
+
+@pytest.mark.parametrize("value", [np.inf, np.nan])
+@pytest.mark.parametrize("name", LAYOUTS)
+def test_a_non_finite_target_makes_that_image_loss_nan(name, value):
+    cfg = nano_config(name)
+    y_true = targets(cfg)[0].numpy()
+    y_true[1].reshape(-1)[-1] = value  # the encoder never writes this: a hand-made target
+    per_image = YoloLoss(cfg, 0).call(tf.constant(y_true), logits(cfg)[0])
+    assert np.isfinite(per_image[0]) and np.isnan(per_image[1])
