@@ -56,12 +56,13 @@ def table(runs: dict[str, list[dict]]) -> str:
 
 def plot_map(runs: dict[str, list[dict]], path: str) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharex=True)
-    for name, results in runs.items():
+    colors = plt.cm.tab20(np.linspace(0, 1, 20))[::2].tolist() + ["black"]  # 11 distinct
+    for (name, results), color in zip(runs.items(), colors, strict=False):
         for ax, key in zip(axes, ("val_mAP50", "val_mAP50_95"), strict=True):
             history = [r["history"] for r in results]
             epochs = np.unique(np.asarray(history[0]["val_mAP_epoch"], int))
             values = np.mean([np.asarray(h[key])[epochs] for h in history], axis=0)
-            ax.plot(epochs + 1, values, "o-", ms=3, label=name)
+            ax.plot(epochs + 1, values, "o-", ms=3, label=name, color=color)
     for ax, title in zip(axes, ("val mAP50", "val mAP50-95"), strict=True):
         ax.set(xlabel="epoch", title=f"{title} (mean of seeds)", ylim=(0, 1))
     axes[1].legend(fontsize=7, ncol=2)
