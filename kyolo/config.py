@@ -28,6 +28,7 @@ COCO_ANCHORS: tuple[tuple[float, float], ...] = (
 )
 
 IGNORE_AGAINST = ("scale", "image")
+TARGET_LAYOUTS = ("dense", "sparse")
 ASSIGNERS = ("best_anchor", "best_anchor_per_scale", "multi_anchor", "ratio")
 DECODES = ("v3", "v5")
 BOX_LOSSES = ("keras_yolo3", "mse", "iou", "giou", "diou", "ciou")
@@ -178,6 +179,10 @@ class YoloConfig:
             ``"scale"`` — the boxes assigned to the same scale (keras-yolo3, yolov3-tf2);
             ``"image"`` — every box of the image (Darknet, TF Model Garden). ``"image"`` makes the
             encoder append the image's padded box list to each ``y_true`` (see ``kyolo.encode``).
+        target_layout: how ``y_true`` holds a scale's assigned slots (:mod:`kyolo.encode.targets`):
+            ``"dense"`` — the whole ``(gh, gw, A, 5 + C)`` grid, keras-yolo3's layout;
+            ``"sparse"`` — only the assigned slots, :meth:`max_positives` rows ``(5 + C + 1)``
+            wide (the grid row plus its slot index). Same loss; far less data per image.
         assigner: which slots a ground truth is written to (:mod:`kyolo.encode`):
             ``"best_anchor"`` — its one best anchor by centred w/h IoU over all scales
             (keras-yolo3); ``"best_anchor_per_scale"`` — the best anchor of every scale;
@@ -202,6 +207,7 @@ class YoloConfig:
     strides: tuple[int, ...] = (32, 16, 8)
     max_boxes: int = 100
     ignore_against: str = "scale"
+    target_layout: str = "dense"
     assigner: str = "best_anchor"
     iou_thresh: float = 0.213
     anchor_t: float = 4.0
@@ -259,6 +265,7 @@ class YoloConfig:
 
     def _check_assignment(self) -> None:
         _check_choice("ignore_against", self.ignore_against, IGNORE_AGAINST)
+        _check_choice("target_layout", self.target_layout, TARGET_LAYOUTS)
         _check_choice("assigner", self.assigner, ASSIGNERS)
         _check_choice("decode", self.decode, DECODES)
         if not 0 <= self.iou_thresh <= 1 or self.anchor_t <= 1:
@@ -307,6 +314,18 @@ class YoloConfig:
         """Number of prediction slots ``grid_h * grid_w * A`` of ``scale``."""
         gh, gw = self.grid_size(scale, input_size)
         return gh * gw * self.anchors_per_scale
+
+    def max_positives(self, scale: int) -> int:
+        """Bound on one image's assigned (positive) slots at ``scale``.
+
+        The encoder keeps at most ``max_boxes`` boxes and the assigner proposes, per box and
+        scale, at most 1 slot (``"best_anchor"``, ``"best_anchor_per_scale"``), ``A``
+        (``"multi_anchor"``) or ``5 · A`` (``"ratio"``: the centre cell and up to 4 neighbours, all
+        4 when the centre sits exactly on a cell corner); never more than the grid's slots.
+        """
+        count = self.anchors_per_scale
+        per_box = {"multi_anchor": count, "ratio": 5 * count}.get(self.assigner, 1)
+        return min(self.max_boxes * per_box, self.cells(scale))
 
     def anchor_slots(self, scale: int) -> np.ndarray:
         """``(len(anchors),)`` int32: each anchor's slot in ``scale``, ``-1`` where not owned.

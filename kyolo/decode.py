@@ -20,23 +20,6 @@ from kyolo.config import YoloConfig
 MAX_LOG_WH = 10.0
 
 
-def split_head(y_pred: tf.Tensor, cfg: YoloConfig) -> tf.Tensor:
-    """``(b, gh, gw, A * (5 + C))`` raw output → ``(b, gh, gw, A, 5 + C)`` float32 logits.
-
-    Mixed-precision models emit float16/bfloat16; every loss and decode runs in float32.
-    """
-    shape = tf.shape(y_pred)
-    depth = 5 + cfg.num_classes
-    y_pred = tf.cast(y_pred, tf.float32)
-    return tf.reshape(y_pred, [shape[0], shape[1], shape[2], cfg.anchors_per_scale, depth])
-
-
-def cell_grid(grid_h: int | tf.Tensor, grid_w: int | tf.Tensor) -> tf.Tensor:
-    """``(gh, gw, 1, 2)`` float32 ``(column, row)`` index of every cell."""
-    cols, rows = tf.meshgrid(tf.range(grid_w), tf.range(grid_h))
-    return tf.cast(tf.stack([cols, rows], axis=-1)[:, :, None, :], tf.float32)
-
-
 def xy_offset(logits_xy: tf.Tensor, xy_scale: float) -> tf.Tensor:
     """Grid-sensitive centre ``s·σ(t) − (s − 1)/2`` in cells from the cell corner (elementwise).
 
@@ -57,26 +40,21 @@ def log_wh_ratio(logits_wh: tf.Tensor, decode: str) -> tf.Tensor:
     return 2.0 * (math.log(2.0) + tf.math.log_sigmoid(logits_wh))
 
 
-def decode_cells(
-    logits: tf.Tensor, cfg: YoloConfig, scale: int, anchor: tf.Tensor | None = None
-) -> tf.Tensor:
+def decode_cells(logits: tf.Tensor, cfg: YoloConfig, scale: int, anchor: tf.Tensor) -> tf.Tensor:
     """Boxes in grid-cell units, centres relative to their own cell's corner.
 
     Args:
-        logits: ``(b, gh, gw, A, ≥4)`` float32 raw outputs of ``scale``; or, with ``anchor``,
-            ``(..., ≥4)`` rows of any slots (e.g. the positives gathered by the loss).
-        anchor: ``(...)`` int32 anchor index (in the scale) of each row; ``None``: the last
-            axis but one of ``logits`` is the anchor axis.
+        logits: ``(..., ≥4)`` float32 raw outputs of slots of ``scale`` (e.g. the positives
+            gathered by the loss).
+        anchor: ``(...)`` int32 anchor index (in the scale) of each row.
     Returns:
         ``(..., 4)``: ``x, y`` cells from the slot's cell corner, ``w, h`` in cells (input
         pixels / stride). The unit is the same on both axes, so IoU-family losses computed on
         these are those of pixel boxes (YOLOv5 computes its CIoU this way).
     """
     anchors_cells = tf.constant(cfg.scale_anchors(scale) / cfg.strides[scale])
-    if anchor is not None:
-        anchors_cells = tf.gather(anchors_cells, anchor)
     xy = xy_offset(logits[..., :2], cfg.xy_scale(scale))
-    wh = tf.exp(log_wh_ratio(logits[..., 2:4], cfg.decode)) * anchors_cells
+    wh = tf.exp(log_wh_ratio(logits[..., 2:4], cfg.decode)) * tf.gather(anchors_cells, anchor)
     return tf.concat([xy, wh], axis=-1)
 
 
@@ -88,8 +66,7 @@ def slot_cell_anchor(
     Args:
         slot: ``(...)`` int32 index into the ``(gh · gw · A)`` slots of a scale.
     Returns:
-        ``cell (..., 2)`` float32 ``(column, row)`` as in :func:`cell_grid`, ``anchor (...)``
-        int32.
+        ``cell (..., 2)`` float32 ``(column, row)``, ``anchor (...)`` int32.
     """
     cell = slot // anchors_per_scale
     column_row = tf.stack([cell % grid_w, cell // grid_w], axis=-1)
@@ -105,20 +82,24 @@ def grid_size_wh(shape: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.stack([shape[2], shape[1]]), tf.float32)
 
 
-def decode_xywh(logits: tf.Tensor, cfg: YoloConfig, scale: int) -> tf.Tensor:
-    """Boxes normalised to the input image: ``xy = (offset + cell) / grid``, ``wh = size / input``.
+def decode_xywh(y_pred: tf.Tensor, cfg: YoloConfig, scale: int) -> tf.Tensor:
+    """Every slot of a raw head output as a box normalised to the input image.
+
+    ``xy = (offset + cell) / grid``, ``wh = size in cells / grid``, with :func:`decode_cells`'s
+    offset and size; the input image's size is taken as ``grid * stride``, so any input size the
+    model accepts decodes correctly. Computed on the ``(b, S, 5 + C)`` view of the head: XLA:CPU
+    emits the 5-D ``(b, gh, gw, A, ·)`` view's broadcasts as slow scalar loops.
 
     Args:
-        logits: ``(b, gh, gw, A, ≥4)`` float32 raw outputs of ``scale``.
+        y_pred: ``(b, gh, gw, A · (5 + C))`` (or ``(b, gh, gw, A, 5 + C)``) raw output of
+            ``scale``, any float dtype.
     Returns:
-        ``(b, gh, gw, A, 4)`` boxes ``x, y, w, h`` normalised to the input image, whose size is
-        taken as ``grid * stride`` so any input size the model accepts decodes correctly.
+        ``(b, S, 4)`` float32 ``x, y, w, h``, ``S = gh · gw · A`` slots in the order of the
+        encoder's flat grid, ``slot = (row · gw + col) · A + a``.
     """
-    shape = tf.shape(logits)
+    shape = tf.shape(y_pred)
+    flat = tf.reshape(tf.cast(y_pred, tf.float32), [shape[0], -1, 5 + cfg.num_classes])
+    cell, anchor = slot_cell_anchor(tf.range(tf.shape(flat)[1]), shape[2], cfg.anchors_per_scale)
     grid_wh = grid_size_wh(shape)
-    input_wh = grid_wh * float(cfg.strides[scale])
-    offset = xy_offset(logits[..., :2], cfg.xy_scale(scale))
-    xy = (offset + cell_grid(shape[1], shape[2])) / grid_wh
-    ratio = tf.exp(log_wh_ratio(logits[..., 2:4], cfg.decode))
-    wh = ratio * tf.constant(cfg.scale_anchors(scale)) / input_wh
-    return tf.concat([xy, wh], axis=-1)
+    in_cells = decode_cells(flat, cfg, scale, anchor)
+    return tf.concat([(in_cells[..., :2] + cell) / grid_wh, in_cells[..., 2:4] / grid_wh], axis=-1)

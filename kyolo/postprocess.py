@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from kyolo.boxes import xywh_to_xyxy
 from kyolo.config import YoloConfig
-from kyolo.decode import decode_xywh, split_head
+from kyolo.decode import decode_xywh
 
 
 def decode_outputs(outputs: Sequence[tf.Tensor], cfg: YoloConfig) -> tuple[tf.Tensor, tf.Tensor]:
@@ -22,12 +22,10 @@ def decode_outputs(outputs: Sequence[tf.Tensor], cfg: YoloConfig) -> tuple[tf.Te
     """
     all_boxes, all_scores = [], []
     for scale, output in enumerate(outputs):
-        logits = split_head(output, cfg)
-        batch = tf.shape(logits)[0]
-        boxes = xywh_to_xyxy(decode_xywh(logits, cfg, scale))
-        scores = tf.sigmoid(logits[..., 4:5]) * tf.sigmoid(logits[..., 5:])
-        all_boxes.append(tf.reshape(boxes, [batch, -1, 4]))
-        all_scores.append(tf.reshape(scores, [batch, -1, cfg.num_classes]))
+        shape = tf.shape(output)
+        logits = tf.reshape(tf.cast(output, tf.float32), [shape[0], -1, 5 + cfg.num_classes])
+        all_boxes.append(xywh_to_xyxy(decode_xywh(output, cfg, scale)))
+        all_scores.append(tf.sigmoid(logits[..., 4:5]) * tf.sigmoid(logits[..., 5:]))
     return tf.concat(all_boxes, axis=1), tf.concat(all_scores, axis=1)
 
 

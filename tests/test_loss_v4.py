@@ -19,7 +19,7 @@ def test_grid_sensitive_decode_by_hand():
     cfg = YOLOV4.replace(input_size=(64, 64))
     logits = np.zeros((1, 8, 8, 3, 85), np.float32)
     logits[0, 5, 2, 0, :4] = [math.log(3.0), 50.0, math.log(2.0), 0.0]  # σ = 0.75, ≈ 1
-    got = decode_xywh(logits, cfg, 0).numpy()
+    got = decode_xywh(logits, cfg, 0).numpy().reshape(1, 8, 8, 3, 4)
     # x: 1.2 · 0.75 − 0.1 = 0.8 cells from column 2; y: 1.2 · 1 − 0.1 = 1.1 (beyond the cell,
     # which plain σ cannot reach); w = 2 · 12 px, h = 16 px.
     np.testing.assert_allclose(got[0, 5, 2, 0], [2.8 / 8, 6.1 / 8, 24 / 64, 16 / 64], rtol=1e-6)
@@ -27,7 +27,8 @@ def test_grid_sensitive_decode_by_hand():
     np.testing.assert_allclose(got[0, 0, 0, 1, :2], [0.5 / 8, 0.5 / 8], rtol=1e-6)
     # Scale 2 (s = 1.05): t = −50 → −0.025 cells.
     logits = np.full((1, 2, 2, 3, 85), -50.0, np.float32)
-    np.testing.assert_allclose(decode_xywh(logits, cfg, 2).numpy()[0, 1, 1, 0, :2], 0.975 / 2)
+    got = decode_xywh(logits, cfg, 2).numpy()  # slot (row 1 · 2 + col 1) · 3 + anchor 0 = 9
+    np.testing.assert_allclose(got[0, 9, :2], 0.975 / 2)
 
 
 # One class, 64x64 input, stride 32 (2x2 grid), one 32x32 anchor, the YOLOv4 loss and scale_x_y.

@@ -1,7 +1,8 @@
 """Loss terms shared by every preset, one pure function each, built on :mod:`kyolo.boxes`.
 
 Shapes: ``b`` images, ``S = gh*gw*A`` prediction slots of one scale, ``K = max_boxes`` ground-truth
-rows, ``C`` classes, ``P`` the fixed bound on an image's positive slots (:func:`positive_slots`).
+rows, ``C`` classes, ``P`` the fixed bound on an image's positive slots
+(:func:`kyolo.losses.head.target_rows`).
 Box and class terms see only the ``(b, P, ...)`` rows gathered at the positives; objectness is
 dense over the ``S`` slots. Every term returns a per-image ``(b,)`` float32 sum; :class:`YoloLoss`
 weights and normalises them. Box terms of the other families are in :mod:`kyolo.losses.box`,
@@ -54,47 +55,6 @@ def ignore_mask(
         (tf.stop_gradient(pred_boxes), true_boxes, valid),
         fn_output_signature=tf.float32,
     )
-
-
-def positive_slots(objectness: tf.Tensor, count: int) -> tuple[tf.Tensor, tf.Tensor]:
-    """The slots of each image's positives, so that box and class terms skip the empty slots.
-
-    ``tf.math.top_k`` over the target objectness: a fixed ``count`` of rows per image, so it
-    compiles under XLA. ``count`` must bound every image's positives (the loss derives it from
-    ``max_boxes`` and the assigner); more is an error, never a silent truncation (checked
-    eagerly and in graphs; XLA drops asserts, where the encoder's cap guards instead).
-
-    Args:
-        objectness: ``(b, S)`` target objectness, ``> 0`` at assigned slots.
-        count: ``P``, the most positives an image may have.
-    Returns:
-        ``slot (b, P)`` int32 in ``[0, S)`` and ``ok (b, P)`` bool, True at the positives' rows;
-        the other rows point at arbitrary slots and must be masked with ``ok``.
-    """
-    size = tf.shape(objectness)[1]
-    most = tf.reduce_max(tf.reduce_sum(tf.cast(objectness > 0, tf.int32), axis=-1))
-    tf.debugging.assert_less_equal(
-        most, count, message=f"kyolo.losses: an image holds more than {count} positive slots"
-    )
-    # Padding gives top_k `count` candidates on grids with fewer slots; padded rows are not ok.
-    _, index = tf.math.top_k(tf.pad(objectness, [[0, 0], [0, count]]), k=count, sorted=False)
-    slot = tf.minimum(index, size - 1)
-    ok = (index < size) & (tf.gather(objectness, slot, batch_dims=1) > 0)
-    return slot, ok
-
-
-def rows_to_slots(values: tf.Tensor, slot: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
-    """Scatter per-row values back to their slots, 0 elsewhere: the inverse of the gather.
-
-    Args:
-        values: ``(b, P)``, 0 at rows that are not positive (those may share a slot);
-            ``slot``: ``(b, P)`` from :func:`positive_slots`; ``like``: ``(b, S)`` dense tensor.
-    Returns:
-        ``(b, S)`` float32.
-    """
-    image = tf.broadcast_to(tf.range(tf.shape(slot)[0])[:, None], tf.shape(slot))
-    where = tf.stack([image, slot], axis=-1)
-    return tf.tensor_scatter_nd_add(tf.zeros_like(like), where, values)
 
 
 def keras_yolo3_box_terms(
@@ -155,7 +115,7 @@ def class_term(
     Targets are YOLOv5's ``smooth_BCE(ε)``: ``1 − ε/2`` for the slot's classes, ``ε/2`` else.
 
     Args:
-        positive: ``(b, P)`` float 1 at positive rows (:func:`positive_slots`), 0 at others;
+        positive: ``(b, P)`` float 1 at positive rows, 0 at others;
             ``classes``: ``(b, P, C)`` multi-hot; ``logits``: ``(b, P, C)``;
             ``loss_fn(labels, logits)``: elementwise score loss.
     """

@@ -147,7 +147,8 @@ def test_every_encoded_target_is_an_input_box_the_decoder_reaches(name, sample):
             assigned.add(tuple(box))
             raw = np.zeros((1, gh, gw, cfg.anchors_per_scale, 5 + cfg.num_classes), np.float32)
             raw[0, row, col, anchor, :4] = inverse_decode(box, cfg, scale, row, col, anchor)
-            decoded = decode_xywh(tf.constant(raw), cfg, scale).numpy()[0, row, col, anchor]
+            decoded = decode_xywh(tf.constant(raw), cfg, scale).numpy()
+            decoded = decoded.reshape(gh, gw, cfg.anchors_per_scale, 4)[row, col, anchor]
             np.testing.assert_allclose(decoded, box, rtol=1e-4, atol=1e-6)
     if len(boxes) and cfg.assigner != "ratio":
         # Anchor-IoU assigners place every box; a later box wins a shared slot, so the last
