@@ -25,7 +25,7 @@ def ignore_mask(
     """1 where a prediction overlaps no ground truth by ``threshold`` IoU or more, else 0.
 
     Computed image by image with ``tf.map_fn``; inside, a ``tf.while_loop`` over the image's
-    ground-truth rows, up to its last valid one, ORs ``IoU ≥ threshold`` into an ``(S,)`` mask.
+    valid ground-truth rows ORs ``IoU ≥ threshold`` into an ``(S,)`` mask.
     Work is ``S`` per valid row (not ``S · K`` per image, ``K = max_boxes`` mostly padding) and
     memory ``O(S)`` per image, never ``(b, S, K)``; every shape is fixed, so it compiles under
     XLA. Equal to ``max_k IoU < threshold`` over valid rows. No gradient flows through the mask
@@ -40,14 +40,16 @@ def ignore_mask(
 
     def one_image(args: tuple[tf.Tensor, tf.Tensor, tf.Tensor]) -> tf.Tensor:
         pred, true, ok = args
-        # Rows after the image's last valid one cannot change the mask: the loop stops there.
-        last = tf.reduce_max(tf.where(ok, tf.range(1, tf.shape(ok)[0] + 1), 0))
+        # Valid rows first (a stable sort keeps their order), so the loop runs once per valid row
+        # wherever the padding rows sit.
+        true = tf.gather(true, tf.argsort(tf.cast(~ok, tf.int32), stable=True))
+        count = tf.reduce_sum(tf.cast(ok, tf.int32))
 
         def body(row: tf.Tensor, hit: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            return row + 1, hit | (ok[row] & (iou(pred, true[row]) >= threshold))
+            return row + 1, hit | (iou(pred, true[row]) >= threshold)
 
         hit = tf.zeros(tf.shape(pred)[:1], tf.bool)
-        _, hit = tf.while_loop(lambda row, _: row < last, body, (0, hit))
+        _, hit = tf.while_loop(lambda row, _: row < count, body, (0, hit))
         return 1.0 - tf.cast(hit, tf.float32)
 
     return tf.map_fn(
