@@ -1,17 +1,24 @@
 """Target-encoder throughput in ``tf.data``, and how the loss grows with boxes and input size.
 
-1. kyolo's per-image v3 encoder mapped over a dataset of per-image box arrays (``(n, 4)`` boxes
-   and ``(n,)`` classes, n = 10 and 100), ``num_parallel_calls=1`` (one core) and ``AUTOTUNE``;
-   the dataset is drained with ``Dataset.reduce`` so no Python runs per element. Compared with
-   one forward + backward step of the loss (kyolo, XLA) on a batch.
+1. kyolo's per-image encoder (``encode_targets``, dense and sparse ``target_layout``) for the
+   YOLOv3 (best anchor) and YOLOv5 (ratio) presets, mapped over a dataset of per-image box
+   arrays (``(n, 4)`` boxes and ``(n,)`` classes, n = 10 and 100), ``num_parallel_calls=1``
+   (one core) and ``AUTOTUNE``; the dataset is drained with ``Dataset.reduce`` so no Python runs
+   per element. Compared with one forward + backward step of the v3 loss (kyolo, XLA) on a
+   batch.
 2. Loss time (forward + backward) against boxes per image at a fixed input size.
 3. Loss time against input size at a fixed box count.
 
 Run from the repository root::
 
-    .venv/bin/python -m benchmarks.encoder_speed                  # ~3 min
+    .venv/bin/python -m benchmarks.encoder_speed                  # ~5 min
+    .venv/bin/python -m benchmarks.encoder_speed --parts 1 --encoder /tmp/old_encoder.py
     .venv/bin/python -m benchmarks.encoder_speed --box-counts 1 10 30 100 300 --repeats 7 \\
         --sizes 320 416 512 608 640 --candidate /tmp/scratch/v3_fast.py
+
+``--encoder FILE`` adds the encoder ``encode(boxes, classes, cfg)`` of FILE (e.g. an older
+version of kyolo's, for a before/after comparison in the same pool), given each preset's dense
+configuration.
 """
 
 from __future__ import annotations
@@ -19,54 +26,70 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+from typing import Any
 
 import numpy as np
 
 from benchmarks import common
 from benchmarks import loss_speed as ls
 
+ENCODER_PRESETS = ("yolov3", "yolov5")
+"""Part 1's presets: keras-yolo3's best anchor (at ``--size``) and YOLOv5's ratio (at 640)."""
+
+
+def encoder_configs(args: argparse.Namespace) -> dict[str, Any]:
+    """Part 1's configurations by label, e.g. ``"yolov3 416"``."""
+    from kyolo.config import YOLOV3, YOLOV5
+
+    presets = {"yolov3": YOLOV3.replace(input_size=(args.size, args.size)), "yolov5": YOLOV5}
+    return {f"{name} {presets[name].input_size[0]}": presets[name] for name in ENCODER_PRESETS}
+
 
 def encoder_throughput(args: argparse.Namespace) -> list[list[str]]:
-    """Rows ``encoder, boxes, parallel calls, images/s, images/s per core, ms per batch``.
+    """Rows ``preset, encoder, boxes, parallel calls, images/s, images/s per core, ms per batch``.
 
-    All encoders and parallelism settings of one box count are drained in one interleaved pool.
+    Encoders: kyolo's with the dense and the sparse ``target_layout``, and the ``--encoder``
+    file's (given the dense configuration) if any. Every preset, encoder and parallelism setting
+    of one box count is drained in one interleaved pool.
     """
     import tensorflow as tf
 
-    from kyolo.config import YOLOV3
-
-    cfg = YOLOV3.replace(input_size=(args.size, args.size))
-    encoders = {"kyolo": common.image_encoder(cfg)}
-    if args.encoder:
-        fn = load_function(args.encoder, "encode")
-        encoders["candidate"] = lambda boxes, classes: fn(boxes, classes, cfg)
+    encoders = {}
+    candidate = load_function(args.encoder, "encode") if args.encoder else None
+    for label, cfg in encoder_configs(args).items():
+        for layout in ("dense", "sparse"):
+            encoders[(label, f"kyolo {layout}")] = common.image_encoder(
+                cfg.replace(target_layout=layout)
+            )
+        if candidate:
+            name = f"{os.path.basename(args.encoder)} (dense)"
+            encoders[(label, name)] = lambda boxes, classes, cfg=cfg: candidate(boxes, classes, cfg)
     rows = []
     for count in args.encoder_boxes:
         rng = np.random.default_rng(count)
-        pairs = [
-            common.random_boxes(rng, count, count, cfg.num_classes) for _ in range(args.images)
-        ]
+        pairs = [common.random_boxes(rng, count, count, 80) for _ in range(args.images)]
         boxes = np.stack([p[0] for p in pairs])
         classes = np.stack([p[1] for p in pairs])
         source = tf.data.Dataset.from_tensor_slices((boxes, classes))
         drains = {}
-        for name, encode in encoders.items():
+        for key, encode in encoders.items():
             for calls in (1, tf.data.AUTOTUNE):
                 ds = source.map(encode, num_parallel_calls=calls)
-                drains[(name, calls)] = lambda ds=ds: ds.reduce(np.int64(0), lambda n, _: n + 1)
+                drains[(*key, calls)] = lambda ds=ds: ds.reduce(np.int64(0), lambda n, _: n + 1)
         times = common.interleaved(drains, 1, args.encoder_repeats)
-        for (name, calls), t in times.items():
+        for (label, name, calls), t in times.items():
             per_second = args.images / (common.median_ms(t) / 1e3)
             cores = 1 if calls == 1 else os.cpu_count()
-            label = "1" if calls == 1 else f"AUTOTUNE ({cores} cores)"
             rows.append(
                 [
+                    label,
                     name,
                     str(count),
-                    label,
+                    "1" if calls == 1 else f"AUTOTUNE ({cores} cores)",
                     f"{per_second:,.0f}",
                     f"{per_second / cores:,.0f}",
                     f"{1e3 * args.batch / per_second:.1f}",
+                    common.spread(t),
                 ]
             )
     return rows
@@ -118,11 +141,11 @@ def sweep(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--size", type=int, default=416, help="input size of parts 1 and 2")
+    parser.add_argument("--size", type=int, default=416, help="v3 input size of parts 1 and 2")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--images", type=int, default=1000, help="images per encoder pass")
     parser.add_argument("--encoder-boxes", nargs="+", type=int, default=[10, 100])
-    parser.add_argument("--encoder-repeats", type=int, default=3)
+    parser.add_argument("--encoder-repeats", type=int, default=5)
     parser.add_argument("--box-counts", nargs="+", type=int, default=[1, 10, 100, 300])
     parser.add_argument("--sizes", nargs="+", type=int, default=[320, 416, 640])
     parser.add_argument("--boxes", type=int, default=10, help="boxes per image of part 3")
@@ -144,10 +167,11 @@ def main() -> None:
 
 
 def encoders(args: argparse.Namespace) -> None:
-    print(f"\n### 1. v3 encoder in tf.data ({args.size}x{args.size}, {args.images} images)\n")
+    sizes = ", ".join(encoder_configs(args))
+    print(f"\n### 1. target encoders in tf.data ({sizes}; {args.images} images, 80 classes)\n")
     rows = encoder_throughput(args)
-    headers = ["encoder", "boxes/image", "num_parallel_calls", "images/s", "images/s/core"]
-    headers.append(f"ms per batch of {args.batch}")
+    headers = ["preset", "encoder", "boxes/image", "num_parallel_calls", "images/s"]
+    headers += ["images/s/core", f"ms per batch of {args.batch}", "IQR"]
     print(common.table(headers, rows))
     case = ls.v3_case(args.size, args.batch, 10, args.candidate)
     times, _ = ls.measure(case, ["xla"], args.warmup, args.repeats)
@@ -155,10 +179,10 @@ def encoders(args: argparse.Namespace) -> None:
         step = common.median_ms(t)
         print(f"\nloss step ({name}, XLA, forward + backward, batch {args.batch}): {step:.1f} ms")
         for row in rows:
-            if row[2] == "1":
-                share = float(row[5]) / step
+            if row[0].startswith("yolov3") and row[3] == "1":
+                share = float(row[6]) / step
                 print(
-                    f"  encoding the batch on one core ({row[0]}, {row[1]} boxes/image): "
+                    f"  encoding the batch on one core ({row[1]}, {row[2]} boxes/image): "
                     f"{share:.2f}x the step"
                 )
 

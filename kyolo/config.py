@@ -320,11 +320,12 @@ class YoloConfig:
 
         The encoder keeps at most ``max_boxes`` boxes and the assigner proposes, per box and
         scale, at most 1 slot (``"best_anchor"``, ``"best_anchor_per_scale"``), ``A``
-        (``"multi_anchor"``) or ``5 · A`` (``"ratio"``: the centre cell and up to 4 neighbours, all
-        4 when the centre sits exactly on a cell corner); never more than the grid's slots.
+        (``"multi_anchor"``) or ``3 · A`` (``"ratio"``: the centre cell and at most one neighbour
+        per axis; on an integer centre both neighbours of an axis qualify, but the far one is
+        the centre cell itself); never more than the grid's slots.
         """
         count = self.anchors_per_scale
-        per_box = {"multi_anchor": count, "ratio": 5 * count}.get(self.assigner, 1)
+        per_box = {"multi_anchor": count, "ratio": 3 * count}.get(self.assigner, 1)
         return min(self.max_boxes * per_box, self.cells(scale))
 
     def anchor_slots(self, scale: int) -> np.ndarray:

@@ -54,14 +54,15 @@ def tiny_setup(digits, tmp_path):
 
 
 def test_two_training_steps_lower_the_loss(digits, tmp_path):
+    keras.utils.set_random_seed(0)
     cfg, model = tiny_setup(digits, tmp_path)
     model.compile(keras.optimizers.Adam(3e-3), loss=[YoloLoss(cfg, s) for s in range(2)])
     ds = make_dataset(digits[1], cfg, batch_size=8, training=False, encode=target_encoder(cfg))
     images, targets = next(iter(ds))
-    before = model.evaluate(images, targets, verbose=0)[0]
-    for _ in range(2):
-        model.train_on_batch(images, targets)
-    assert model.evaluate(images, targets, verbose=0)[0] < before
+    # train_on_batch returns the loss of the forward pass before its update, in training mode
+    # (evaluate would use BatchNorm's moving statistics, which two steps barely move).
+    losses = [model.train_on_batch(images, targets)[0] for _ in range(3)]
+    assert losses[2] < 0.97 * losses[0], losses
 
 
 def test_saved_model_serves_the_python_detections(digits, tmp_path):

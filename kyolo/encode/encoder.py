@@ -18,7 +18,8 @@ CANDIDATES: dict[str, targets.Candidates] = {
 
 
 def encode_targets(boxes: tf.Tensor, classes: tf.Tensor, cfg: YoloConfig) -> tuple[tf.Tensor, ...]:
-    """One image's boxes → per-scale ``y_true`` (layout of :mod:`kyolo.encode.targets`).
+    """One image's boxes → per-scale ``y_true`` in ``cfg.target_layout`` (dense or sparse, see
+    :mod:`kyolo.encode.targets`).
 
     Pure TF with fixed output shapes, for ``tf.data.Dataset.map``. Boxes are validated by
     :func:`kyolo.encode.targets.check_boxes`.
@@ -34,7 +35,8 @@ def encode_targets(boxes: tf.Tensor, classes: tf.Tensor, cfg: YoloConfig) -> tup
 def encode_targets_batch(
     image: tf.Tensor, boxes: tf.Tensor, classes: tf.Tensor, batch: int, cfg: YoloConfig
 ) -> tuple[tf.Tensor, ...]:
-    """A batch's boxes as rows (image index, box, class) → per-scale ``(b, gh, gw, A, 5 + C)``.
+    """A batch's boxes as rows (image index, box, class) → per scale ``(b, gh, gw, A, 5 + C)``
+    grids, or ``(b, R, 6 + C)`` rows with ``cfg.target_layout="sparse"`` (no box list).
 
     XLA-compatible (see :func:`kyolo.encode.targets.encode_batch`); used by
     :mod:`kyolo.compat.yolov5`.

@@ -19,38 +19,43 @@ from kyolo.config import YoloConfig
 _OFFSETS = 0.5 * np.array([[0, 0], [1, 0], [0, 1], [-1, 0], [0, -1]], np.float64)
 
 
-def ratio_candidates(
-    boxes: tf.Tensor, cfg: YoloConfig, scale: int
-) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+def ratio_candidates(boxes: tf.Tensor, cfg: YoloConfig) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Candidates (see :data:`kyolo.encode.targets.Candidates`) in YOLOv5's row order.
 
-    Order is offset-major (centre, left, up, right, down), then anchor, then box, so the later
-    candidate that wins a shared slot is the row whose IoU YOLOv5's ``tobj[b, a, gj, gi] = iou``
-    keeps. The arithmetic is float64, like the reference NumPy semantics; a centre at exactly
-    1.0 lands in the last cell (clamped, as YOLOv5 does).
+    Within a scale the order is offset-major (centre, left, up, right, down), then anchor, then
+    box, so the later candidate that wins a shared slot is the row whose IoU YOLOv5's
+    ``tobj[b, a, gj, gi] = iou`` keeps. The arithmetic is float64, like the reference NumPy
+    semantics; a centre at exactly 1.0 lands in the last cell (clamped, as YOLOv5 does). All
+    scales are computed together: axis 0 of every array below is the scale.
 
     Args:
         boxes: ``(n, 4)`` normalised ``xywh``.
     Returns:
-        ``slot, keep, row``, each ``(5 * A * n,)``.
+        ``slot, keep, row``, each ``(S, 5 * A * n)``.
     """
-    gh, gw = cfg.grid_size(scale)
-    size = tf.constant([gw, gh], tf.float64)
-    centre = tf.cast(boxes[:, :2], tf.float64) * size  # (n, 2) in cells
+    scales = range(cfg.num_scales)
+    grids = np.array([cfg.grid_size(s)[::-1] for s in scales], np.float64)  # (S, 2) gw, gh
+    size = tf.constant(grids[:, None, :])  # (S, 1, 2)
+    centre = tf.cast(boxes[:, :2], tf.float64) * size  # (S, n, 2) in cells
     wh = tf.cast(boxes[:, 2:4], tf.float64) * size
-    anchors = tf.constant(np.array(cfg.scale_anchors(scale), np.float64) / cfg.strides[scale])
-    ratio = wh[None] / anchors[:, None]  # (A, n, 2)
-    match = tf.reduce_max(tf.maximum(ratio, 1.0 / ratio), axis=-1) < cfg.anchor_t  # (A, n)
+    anchors = np.array(
+        [np.array(cfg.scale_anchors(s), np.float64) / cfg.strides[s] for s in scales]
+    )  # (S, A, 2) in cells
+    ratio = wh[:, None] / anchors[:, :, None]  # (S, A, n, 2)
+    match = tf.reduce_max(tf.maximum(ratio, 1.0 / ratio), axis=-1) < cfg.anchor_t  # (S, A, n)
     to_far_edge = size - centre
     near = (tf.math.floormod(centre, 1.0) < 0.5) & (centre > 1.0)  # left, up
     far = (tf.math.floormod(to_far_edge, 1.0) < 0.5) & (to_far_edge > 1.0)  # right, down
-    use = tf.stack([tf.ones_like(near[:, 0]), near[:, 0], near[:, 1], far[:, 0], far[:, 1]])
-    cell = tf.cast(tf.floor(centre[None] - _OFFSETS[:, None]), tf.int32)  # (5, n, 2)
-    cell_x = tf.clip_by_value(cell[..., 0], 0, gw - 1)
-    cell_y = tf.clip_by_value(cell[..., 1], 0, gh - 1)
+    centre_cell = tf.ones_like(near[..., 0])
+    use = tf.stack([centre_cell, near[..., 0], near[..., 1], far[..., 0], far[..., 1]], 1)
+    cell = tf.cast(tf.floor(centre[:, None] - _OFFSETS[:, None]), tf.int32)  # (S, 5, n, 2)
+    last_cell = tf.constant(grids[:, None, None, :].astype(np.int32) - 1)
+    cell = tf.clip_by_value(cell, 0, last_cell)
+    gw = tf.constant(grids[:, None, None, 0].astype(np.int32))
     count = cfg.anchors_per_scale
-    anchor = tf.range(count)[None, :, None]
-    slot = (cell_y * gw + cell_x)[:, None, :] * count + anchor  # (5, A, n)
-    keep = use[:, None, :] & match[None]
-    row = tf.broadcast_to(tf.range(tf.shape(boxes)[0])[None, None, :], tf.shape(slot))
-    return tf.reshape(slot, [-1]), tf.reshape(keep, [-1]), tf.reshape(row, [-1])
+    anchor = tf.range(count)[:, None]
+    slot = (cell[..., 1] * gw + cell[..., 0])[:, :, None, :] * count + anchor  # (S, 5, A, n)
+    keep = use[:, :, None, :] & match[:, None]
+    row = tf.broadcast_to(tf.range(tf.shape(boxes)[0]), tf.shape(slot))
+    shape = [cfg.num_scales, -1]
+    return tf.reshape(slot, shape), tf.reshape(keep, shape), tf.reshape(row, shape)

@@ -1,23 +1,52 @@
-"""The ``y_true`` layout shared by every assigner and by the loss, and the checks on its input.
+"""The ``y_true`` layouts shared by every assigner and by the loss, and the checks on its input.
 
-Per scale ``s`` with grid ``(gh, gw)`` and ``A`` anchors, one image's target is
+Per scale ``s`` with grid ``(gh, gw)`` and ``A`` anchors there are ``S = gh * gw * A`` prediction
+slots; slot ``(gj, gi, a)`` has the flat index ``slot = (gj * gw + gi) * A + a``. A slot's target
+row is ``x, y, w, h`` (box centre and size normalised to the input image), objectness (1 at
+assigned slots, the *positives*) and a multi-hot class vector: ``5 + C`` values.
 
-* ``ignore_against="scale"``: ``(gh, gw, A, 5 + C)`` — per slot ``x, y, w, h`` (box centre and
-  size normalised to the input image), objectness (1 at assigned slots) and a multi-hot class
-  vector;
-* ``ignore_against="image"``: ``(gh * gw * A + max_boxes, 5 + C)`` — the same grid flattened,
-  followed by the image's box list padded to ``max_boxes`` rows: ``x, y, w, h, valid, 0, ...``.
-  The loss needs every box of the image for the ignore mask and a Keras loss only sees its own
-  output's ``y_true``, so the boxes travel inside it.
+``cfg.target_layout="dense"`` (keras-yolo3's layout) stores every slot. One image's target is
+
+* ``ignore_against="scale"``: ``(gh, gw, A, 5 + C)``;
+* ``ignore_against="image"``: ``(S + max_boxes, 5 + C)`` — the same grid flattened, followed by
+  the image's box list padded to ``max_boxes`` rows: ``x, y, w, h, valid, 0, ...``. The loss
+  needs every box of the image for the ignore mask and a Keras loss only sees its own output's
+  ``y_true``, so the boxes travel inside it.
+
+``cfg.target_layout="sparse"`` stores only the positives, in ``R = cfg.max_positives(s)`` rows
+(YOLOv3 at 416x416 with 80 classes: 103 kB per image instead of 3.6 MB):
+
+* ``ignore_against="scale"``: ``(R, 6 + C)``. Row ``r`` is ``x, y, w, h, obj, c_0 .. c_{C-1},
+  slot``: the dense row of a positive slot followed by that slot's flat index as float32 (exact,
+  slots are < 2**24). Positive rows come first, by ascending slot; the other rows are zeros.
+  Scattering the rows with ``obj > 0`` to their slots in a zero grid gives the dense target.
+* ``ignore_against="image"``: ``(R + max_boxes, 6 + C)`` — the same rows followed by the dense
+  layout's box list, with a last column of zeros.
+
+Both layouts come from the same steps: the assigner proposes candidate slots for every box on
+every scale at once (:data:`Candidates`), :func:`sort_by_slot` orders them by slot and picks the
+winner of each shared slot, and one ``tf.tensor_scatter_nd_max`` onto zeros per scale writes
+their values (:func:`candidate_entries`). Encoding an image costs mostly per TF op, not per
+value, hence few, scale-batched ops.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
+import numpy as np
 import tensorflow as tf
 
 from kyolo.config import YoloConfig
+
+# check_boxes' rules on a real box, in the order they are reported.
+_RULES = (
+    "box coordinates must be finite (NaN/Inf found)",
+    "box height must be > 0",
+    "box centre must lie inside the image (normalised x, y in [0, 1])",
+    "class id must be in [0, {num_classes})",
+)
 
 
 def check_boxes(boxes: tf.Tensor, classes: tf.Tensor, cfg: YoloConfig) -> tf.Tensor:
@@ -27,6 +56,7 @@ def check_boxes(boxes: tf.Tensor, classes: tf.Tensor, cfg: YoloConfig) -> tf.Ten
     must be finite with ``h > 0``, a centre inside the image and a class in ``[0, C)``; the image
     may carry at most ``cfg.max_boxes`` real boxes. A violation raises ``InvalidArgumentError``
     naming the rule, the first offending box index and its value — also inside ``Dataset.map``.
+    With several, the first rule of that list is reported.
 
     Args:
         boxes: ``(n, 4)`` float ``x, y, w, h`` normalised to the input image.
@@ -38,45 +68,195 @@ def check_boxes(boxes: tf.Tensor, classes: tf.Tensor, cfg: YoloConfig) -> tf.Ten
     classes = tf.cast(classes, tf.int32)
     finite = tf.reduce_all(tf.math.is_finite(boxes), axis=-1)
     valid = finite & (boxes[:, 2] > 0)
-    rules = [
-        (~finite, "box coordinates must be finite (NaN/Inf found)"),
-        (valid & ~(boxes[:, 3] > 0), "box height must be > 0"),
-        (
-            valid & ((boxes[:, 0] < 0) | (boxes[:, 0] > 1) | (boxes[:, 1] < 0) | (boxes[:, 1] > 1)),
-            "box centre must lie inside the image (normalised x, y in [0, 1])",
-        ),
-        (
-            valid & ((classes < 0) | (classes >= cfg.num_classes)),
-            f"class id must be in [0, {cfg.num_classes})",
-        ),
-    ]
-    # One zero row appended so the "first offender" lookup is defined for images without boxes.
-    padded_boxes = tf.pad(boxes, [[0, 1], [0, 0]])
-    padded_classes = tf.pad(classes, [[0, 1]])
-    checks = []
-    for bad, rule in rules:
-        first = tf.argmax(tf.pad(tf.cast(bad, tf.int32), [[0, 1]]), output_type=tf.int32)
-        detail = tf.strings.format(
-            "kyolo.encode: "
-            + rule.replace("{", "{{").replace("}", "}}")
-            + "; box index {}, xywh {}, class {}",
-            (first, tf.gather(padded_boxes, first), tf.gather(padded_classes, first)),
-        )
-        checks.append(tf.debugging.Assert(~tf.reduce_any(bad), [detail]))
+    centre = boxes[:, :2]
+    broken = tf.stack(
+        [
+            ~finite,
+            valid & ~(boxes[:, 3] > 0),
+            valid & ~tf.reduce_all((centre >= 0) & (centre <= 1), axis=-1),
+            valid & ~(tf.cast(classes, tf.uint32) < cfg.num_classes),  # negative ids wrap
+        ],
+        axis=1,
+    )  # (n, rules)
     count = tf.reduce_sum(tf.cast(valid, tf.int32))
-    checks.append(
-        tf.debugging.Assert(
-            count <= cfg.max_boxes,
-            [
-                tf.strings.format(
-                    f"kyolo.encode: image has {{}} boxes, more than max_boxes={cfg.max_boxes}",
-                    count,
-                )
-            ],
-        )
+    # The messages are built for every image: a tf.cond that builds them only on failure costs
+    # more (in tf.data, about as much as encoding a small image).
+    check = tf.debugging.Assert(
+        ~tf.reduce_any(broken), [_first_broken_rule(broken, boxes, classes, cfg)]
     )
-    with tf.control_dependencies(checks):
+    message = f"kyolo.encode: image has {{}} boxes, more than max_boxes={cfg.max_boxes}"
+    with tf.control_dependencies([check]):
+        check = tf.debugging.Assert(count <= cfg.max_boxes, [tf.strings.format(message, count)])
+    with tf.control_dependencies([check]):
         return tf.identity(valid)
+
+
+def _first_broken_rule(
+    broken: tf.Tensor, boxes: tf.Tensor, classes: tf.Tensor, cfg: YoloConfig
+) -> tf.Tensor:
+    """The message naming the first broken rule, its first offending box and that box's value.
+
+    Args:
+        broken: ``(n, rules)`` bool, whether box ``i`` breaks rule ``r`` of :data:`_RULES`.
+    """
+    # One zero row appended so that the lookups are defined for images without boxes.
+    broken = tf.pad(broken, [[0, 1], [0, 0]])
+    rule = tf.argmax(tf.reduce_any(broken, axis=0), output_type=tf.int32)
+    first = tf.argmax(tf.cast(tf.gather(broken, rule, axis=1), tf.int32), output_type=tf.int32)
+    rules = ["kyolo.encode: " + r.format(num_classes=cfg.num_classes) for r in _RULES]
+    value = tf.strings.format(
+        "; box index {}, xywh {}, class {}",
+        (
+            first,
+            tf.gather(tf.pad(boxes, [[0, 1], [0, 0]]), first),
+            tf.gather(tf.pad(classes, [[0, 1]]), first),
+        ),
+    )
+    return tf.strings.join([tf.gather(rules, rule), value])
+
+
+class SortedCandidates(NamedTuple):
+    """Candidates in the order of :func:`sort_by_slot`, each ``(S, K)``.
+
+    ``perm``: the original index of the candidate at each position; ``slot``: int32, ascending,
+    the sentinel for dropped candidates (last); ``kept``: not dropped; ``first``: the first of a
+    run of equal slots; ``wins``: kept and the last of its run, the candidate that supplies the
+    slot's ``xywh``.
+    """
+
+    perm: tf.Tensor
+    slot: tf.Tensor
+    kept: tf.Tensor
+    first: tf.Tensor
+    wins: tf.Tensor
+
+
+def sort_by_slot(
+    slot: tf.Tensor, keep: tf.Tensor, sentinel: int, truncate: bool = True
+) -> SortedCandidates:
+    """The kept candidates of each scale ordered by slot, stably.
+
+    A stable sort keeps the assigner's order among the candidates of one slot, so the last of a
+    run is the later candidate, which wins the slot (keras-yolo3's numpy loop overwrites in
+    order). TF's scatter order is unspecified, so the winner is picked explicitly, which keeps
+    the result deterministic.
+
+    Args:
+        slot: ``(S, k)`` int flat slot of each candidate, in ``[0, sentinel)``.
+        keep: ``(S, k)`` bool, False for candidates that are not written.
+        sentinel: an int above every slot.
+        truncate: return only the first ``K`` = the most kept candidates of any scale: most
+            candidates are dropped (e.g. 8 of a box's 9 anchors) and every later op costs per
+            candidate. ``K`` is data-dependent, which XLA would treat as a compile-time constant
+            (a recompilation per batch): False keeps all ``k``.
+    Returns:
+        ``(S, K)`` tensors; a scale with fewer than ``K`` kept candidates ends with dropped ones.
+    """
+    # top_k sorts descending and puts equal values in index order: negate for a stable ascent.
+    descending = tf.where(keep, -tf.cast(slot, tf.int32), -sentinel)
+    if truncate:
+        count = tf.reduce_max(tf.reduce_sum(tf.cast(keep, tf.int32), axis=-1))
+    else:
+        count = descending.shape[-1] if descending.shape[-1] is not None else tf.shape(slot)[-1]
+    negated, perm = tf.math.top_k(descending, k=count)
+    slot = -negated
+    kept = slot < sentinel
+    # Runs of equal slots: compare with both neighbours, -1 (no slot) beyond either end.
+    padded = tf.pad(slot, [[0, 0], [1, 1]], constant_values=-1)
+    first = tf.not_equal(slot, padded[:, :-2])
+    wins = kept & tf.not_equal(slot, padded[:, 2:])
+    return SortedCandidates(perm, slot, kept, first, wins)
+
+
+def slot_ranks(order: SortedCandidates) -> tf.Tensor:
+    """``(S, K)`` int32: the number of distinct slots before each candidate's, per scale."""
+    return tf.math.cumsum(tf.cast(order.first, tf.int32), axis=-1) - 1
+
+
+def candidate_entries(
+    order: SortedCandidates,
+    boxes: tf.Tensor,
+    classes: tf.Tensor,
+    row: tf.Tensor,
+    width: int,
+    slot: tf.Tensor | None = None,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """The values the candidates write into their target rows, as scalar max-scatter updates.
+
+    Each candidate writes ``E`` values of its row: ``x, y, w, h`` and objectness 1 if it wins
+    the slot (zeros otherwise), a 1 in its class's column and, in the sparse layout, the slot
+    in the last column. Every target value is >= 0, so the maximum at a shared slot gives the
+    winner's box and the union of the classes, and a zero changes nothing (dropped candidates
+    write zeros to position 0). Single values avoid ``(S, K, C)`` one-hot tensors.
+
+    Args:
+        order: :func:`sort_by_slot` of the candidates; boxes ``(S, K, 4)`` float32 and classes
+            ``(S, K)`` int32 are in its order. A class of -1 sets no class: its 1 lands on the
+            objectness column, which the slot's winner sets to 1 anyway.
+        row: ``(S, K)`` int32 target row of each kept candidate; width: values per row.
+        slot: ``(S, K)`` int32 value of the slot column, None in the dense layout (no column).
+    Returns:
+        ``position (S, K * E, 1)`` int32 ``row * width + column`` in the flattened target, and
+        ``values (S, K * E)`` float32.
+    """
+    wins, kept = tf.expand_dims(order.wins, -1), tf.expand_dims(order.kept, -1)
+    values = [tf.where(wins, boxes, 0.0), tf.cast(wins, tf.float32), tf.cast(kept, tf.float32)]
+    columns = [0, 1, 2, 3, 4, 5]  # the class column is 5 + class
+    if slot is not None:
+        values.append(tf.cast(tf.where(kept, tf.expand_dims(slot, -1), 0), tf.float32))
+        columns.append(width - 1)
+    class_offset = np.array(columns) == 5
+    position = tf.expand_dims(row * width, -1) + columns
+    position = tf.where(kept, position + tf.expand_dims(classes, -1) * class_offset, 0)
+    scales = order.slot.shape[0]
+    values = tf.reshape(tf.concat(values, axis=-1), [scales, -1])
+    return tf.reshape(position, [scales, -1, 1]), values
+
+
+def box_list_entries(
+    boxes: tf.Tensor, valid: tf.Tensor, first_rows: list[int], width: int
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """The image's box list as scalar updates (see :func:`candidate_entries`).
+
+    Box ``i`` writes ``x, y, w, h, valid`` (zeros for a padding box) to row ``first_rows[s] + i``
+    of each scale ``s``'s target.
+
+    Returns:
+        ``position (S, n * 5, 1)`` int32 and ``values (S, n * 5)`` float32.
+    """
+    keep = valid[:, None]
+    values = tf.where(keep, tf.concat([boxes, tf.ones_like(boxes[:, :1])], axis=-1), 0.0)
+    position = tf.range(tf.shape(boxes)[0])[:, None] * width + np.arange(5)  # (n, 5)
+    first = np.array(first_rows, np.int32)[:, None, None] * width  # (S, 1, 1)
+    scales = len(first_rows)
+    position = tf.reshape(position + first, [scales, -1, 1])
+    return position, tf.tile(tf.reshape(values, [1, -1]), [scales, 1])
+
+
+def box_list(boxes: tf.Tensor, valid: tf.Tensor, width: int) -> tf.Tensor:
+    """``(n, width)`` float32 rows ``x, y, w, h, valid, 0, ...``: zeros for padding boxes."""
+    keep = valid[:, None]
+    rows = tf.concat(
+        [tf.where(keep, tf.cast(boxes, tf.float32), 0.0), tf.cast(keep, tf.float32)], axis=-1
+    )
+    return tf.pad(rows, [[0, 0], [0, width - 5]])
+
+
+def known_classes(classes: tf.Tensor, num_classes: int) -> tf.Tensor:
+    """``classes`` as int32, -1 outside ``[0, C)`` (no class, as in a one-hot encoding)."""
+    classes = tf.cast(classes, tf.int32)
+    return tf.where((classes >= 0) & (classes < num_classes), classes, -1)
+
+
+def scatter_max(shape: list[int], position: tf.Tensor, values: tf.Tensor) -> tf.Tensor:
+    """A zero float32 target of ``shape`` with ``values`` max-scattered to it.
+
+    Args:
+        position: ``(m, 1)`` int32 flat position of each value; values: ``(m,)`` float32 >= 0.
+    """
+    size = int(np.prod(shape))
+    flat = tf.tensor_scatter_nd_max(tf.zeros([size], tf.float32), position, values)
+    return tf.reshape(flat, shape)
 
 
 def scatter_to_grid(
@@ -90,9 +270,7 @@ def scatter_to_grid(
     """Write candidate targets into a flat grid; later candidates win shared slots.
 
     When several candidates land on one slot, the one with the largest index supplies ``xywh``
-    and every candidate's class is set (keras-yolo3's numpy loop does exactly this). Scatter
-    order in TF is unspecified, so the winner is picked explicitly, which keeps the result
-    deterministic.
+    and every candidate's class is set (keras-yolo3's numpy loop does exactly this).
 
     Args:
         slot: ``(k,)`` int32 flat slot ``(gj * gw + gi) * A + a`` of each candidate.
@@ -102,39 +280,31 @@ def scatter_to_grid(
     Returns:
         ``(num_slots, 5 + num_classes)`` float32 grid.
     """
-    order = tf.range(1, tf.shape(slot)[0] + 1, dtype=tf.int32)
-    # Dropped candidates go to an extra row that is cut off at the end.
-    index = tf.where(keep, tf.cast(slot, tf.int32), num_slots)[:, None]
-    winner = tf.tensor_scatter_nd_max(
-        tf.zeros([num_slots + 1], tf.int32), index, tf.where(keep, order, 0)
-    )
-    wins = keep & tf.equal(tf.gather_nd(winner, index), order)
-    boxes = tf.cast(boxes, tf.float32)
-    rows = tf.concat([boxes, tf.ones_like(boxes[:, :1])], axis=-1)
-    rows = tf.where(wins[:, None], rows, 0.0)
-    onehot = tf.one_hot(classes, num_classes, dtype=tf.float32) * tf.cast(keep, tf.float32)[:, None]
-    box_part = tf.scatter_nd(index, rows, [num_slots + 1, 5])
-    cls_part = tf.minimum(tf.scatter_nd(index, onehot, [num_slots + 1, num_classes]), 1.0)
-    return tf.concat([box_part, cls_part], axis=-1)[:num_slots]
+    order = sort_by_slot(slot[None], keep[None], num_slots)
+    boxes = tf.gather(tf.cast(boxes, tf.float32), order.perm)
+    classes = tf.gather(known_classes(classes, num_classes), order.perm)
+    width = 5 + num_classes
+    position, values = candidate_entries(order, boxes, classes, order.slot, width)
+    return scatter_max([num_slots, width], position[0], values[0])
 
 
 def pack_target(
     grid: tf.Tensor, boxes: tf.Tensor, valid: tf.Tensor, cfg: YoloConfig, scale: int
 ) -> tf.Tensor:
-    """Shape one scale's flat grid ``(S, 5 + C)`` into the ``y_true`` layout of ``cfg``."""
+    """Shape one scale's flat grid ``(S, 5 + C)`` into the dense ``y_true`` layout of ``cfg``.
+
+    (:func:`encode_image` writes the box list with the same scatter as the grid instead.)
+    """
     gh, gw = cfg.grid_size(scale)
     if cfg.ignore_against == "scale":
         return tf.reshape(grid, [gh, gw, cfg.anchors_per_scale, 5 + cfg.num_classes])
-    keep = valid[:, None]
-    rows = tf.concat(
-        [tf.where(keep, tf.cast(boxes, tf.float32), 0.0), tf.cast(keep, tf.float32)], axis=-1
-    )
-    rows = tf.pad(rows, [[0, cfg.max_boxes - tf.shape(rows)[0]], [0, cfg.num_classes]])
+    rows = box_list(boxes, valid, 5 + cfg.num_classes)
+    rows = tf.pad(rows, [[0, cfg.max_boxes - tf.shape(rows)[0]], [0, 0]])
     return tf.concat([grid, rows], axis=0)
 
 
 def target_grid(y_true: tf.Tensor, cfg: YoloConfig) -> tf.Tensor:
-    """The slot grid of a batch of one scale's ``y_true``: ``(b, S, 5 + C)``, ``S = gh*gw*A``."""
+    """The slot grid ``(b, S, 5 + C)``, ``S = gh*gw*A``, of a batch of dense ``y_true``."""
     y_true = tf.cast(y_true, tf.float32)
     if cfg.ignore_against == "image":
         return y_true[:, : tf.shape(y_true)[1] - cfg.max_boxes]
@@ -146,9 +316,9 @@ def target_boxes(y_true: tf.Tensor, cfg: YoloConfig) -> tuple[tf.Tensor, tf.Tens
 
     Returns:
         ``boxes (b, K, 4)`` xywh and ``valid (b, K)`` bool, ``K = max_boxes``. For ``"image"``
-        they are the image's box list; for ``"scale"`` this grid's assigned slots, gathered into
-        ``K`` rows: a scale holds at most one slot per box under the ``"best_anchor"`` assigners,
-        and the encoder caps boxes at ``max_boxes``.
+        they are the image's box list (either layout); for ``"scale"`` (dense layout) this
+        grid's assigned slots, gathered into ``K`` rows: a scale holds at most one slot per box
+        under the ``"best_anchor"`` assigners, and the encoder caps boxes at ``max_boxes``.
     """
     if cfg.ignore_against == "image":
         rows = tf.cast(y_true, tf.float32)[:, -cfg.max_boxes :, :5]
@@ -170,14 +340,29 @@ def target_boxes(y_true: tf.Tensor, cfg: YoloConfig) -> tuple[tf.Tensor, tf.Tens
     return picked[..., :4], picked[..., 4] > 0
 
 
-Candidates = Callable[[tf.Tensor, YoloConfig, int], tuple[tf.Tensor, tf.Tensor, tf.Tensor]]
-"""An assigner: ``(boxes (n, 4), cfg, scale)`` → ``slot, keep, row``, each ``(k,)``.
+Candidates = Callable[[tf.Tensor, YoloConfig], tuple[tf.Tensor, tf.Tensor, tf.Tensor]]
+"""An assigner: ``(boxes (n, 4), cfg)`` → ``slot, keep, row``, each ``(S, k)``, one row per scale.
 
-Candidate ``i`` proposes box ``row[i]`` for flat slot ``slot[i] = (gj * gw + gi) * A + a`` of the
-scale's grid (for ``cfg.input_size``) when ``keep[i]``; padding rows need not be dropped. Where
-candidates share a slot the later one wins (:func:`scatter_to_grid`), so their order is part of
-the assigner's definition.
+Candidate ``[s, i]`` proposes box ``row[s, i]`` for flat slot ``slot[s, i] = (gj * gw + gi) * A +
+a`` of scale ``s``'s grid (for ``cfg.input_size``) when ``keep[s, i]``; padding rows need not be
+dropped. Where candidates share a slot the later one wins (:func:`sort_by_slot`), so their order
+is part of the assigner's definition. All scales come at once because encoding an image costs
+mostly per TF op, little per value.
 """
+
+
+def target_rows(cfg: YoloConfig, scale: int) -> int:
+    """Rows of one image's flat target at ``scale`` before the box list: ``S``, or ``R``."""
+    if cfg.target_layout == "dense":
+        return cfg.cells(scale)
+    if cfg.cells(scale) > 2**24:
+        raise ValueError(f"scale {scale} has {cfg.cells(scale)} slots: float32 holds < 2**24")
+    return cfg.max_positives(scale)
+
+
+def target_width(cfg: YoloConfig) -> int:
+    """Values per target row: ``5 + C``, plus the slot column in the sparse layout."""
+    return 5 + cfg.num_classes + (cfg.target_layout == "sparse")
 
 
 def encode_image(
@@ -187,24 +372,43 @@ def encode_image(
 
     Args:
         boxes: ``(n, 4)`` float ``x, y, w, h`` normalised to the input image; rows with ``w <= 0``
-            are padding (validated by :func:`check_boxes`).
+            are padding (validated by :func:`check_boxes`). With ``ignore_against="image"``,
+            ``n <= max_boxes``.
         classes: ``(n,)`` integer class ids in ``[0, C)``.
     """
     boxes = tf.cast(boxes, tf.float32)
     classes = tf.cast(classes, tf.int32)
     valid = check_boxes(boxes, classes, cfg)
-    targets = []
-    for scale in range(cfg.num_scales):
-        slot, keep, row = candidates(boxes, cfg, scale)
-        grid = scatter_to_grid(
-            slot,
-            keep & tf.gather(valid, row),
-            tf.gather(boxes, row),
-            tf.gather(classes, row),
-            cfg.cells(scale),
-            cfg.num_classes,
+    slot, keep, row = candidates(boxes, cfg)
+    sentinel = max(cfg.cells(s) for s in _scales(cfg))
+    order = sort_by_slot(slot, keep & tf.gather(valid, row), sentinel)
+    row = tf.gather(row, order.perm, batch_dims=1)
+    boxes_of, classes_of = tf.gather(boxes, row), tf.gather(classes, row)
+    width = target_width(cfg)
+    if cfg.target_layout == "dense":
+        position, values = candidate_entries(order, boxes_of, classes_of, order.slot, width)
+    else:
+        # A positive slot's row is the number of positive slots before it: rows sorted by slot,
+        # positives first. There are at most max_positives: check_boxes caps the boxes at
+        # max_boxes and each assigner proposes at most max_positives / max_boxes slots per box.
+        position, values = candidate_entries(
+            order, boxes_of, classes_of, slot_ranks(order), width, order.slot
         )
-        targets.append(pack_target(grid, boxes, valid, cfg, scale))
+    num_rows = [target_rows(cfg, s) for s in _scales(cfg)]
+    if cfg.ignore_against == "image":
+        # The box list takes the rows after the slots' and goes into the same scatter.
+        box_position, box_values = box_list_entries(boxes, valid, num_rows, width)
+        position = tf.concat([position, box_position], axis=1)
+        values = tf.concat([values, box_values], axis=1)
+        num_rows = [r + cfg.max_boxes for r in num_rows]
+    targets = []
+    for scale, (scale_position, scale_values) in enumerate(
+        zip(tf.unstack(position), tf.unstack(values), strict=True)
+    ):
+        shape = [num_rows[scale], width]
+        if cfg.target_layout == "dense" and cfg.ignore_against == "scale":
+            shape = [*cfg.grid_size(scale), cfg.anchors_per_scale, width]
+        targets.append(scatter_max(shape, scale_position, scale_values))
     return tuple(targets)
 
 
@@ -227,24 +431,68 @@ def encode_batch(
             ``classes``: ``(n,)`` class ids.
         batch: number of images ``b``.
     Returns:
-        Per scale ``(b, gh, gw, A, 5 + C)`` float32 grids (the ``"scale"`` layout).
+        Per scale, without box list whatever ``ignore_against``: ``"dense"``: the
+        ``(b, gh, gw, A, 5 + C)`` float32 grids (the ``"scale"`` layout); ``"sparse"``: the
+        ``(b, R, 6 + C)`` rows of each image. An image with more positives than ``R``
+        (possible here: nothing caps its boxes at ``max_boxes``) raises
+        ``InvalidArgumentError``, except under XLA, which drops asserts.
     """
     image = tf.cast(image, tf.int32)
     boxes = tf.cast(boxes, tf.float32)
-    classes = tf.cast(classes, tf.int32)
     valid = (image >= 0) & (image < batch) & (boxes[:, 2] > 0)
-    targets = []
-    for scale in range(cfg.num_scales):
-        slot, keep, row = candidates(boxes, cfg, scale)
-        cells = cfg.cells(scale)
-        grid = scatter_to_grid(
-            slot + tf.gather(image, row) * cells,
-            keep & tf.gather(valid, row),
-            tf.gather(boxes, row),
-            tf.gather(classes, row),
-            batch * cells,
-            cfg.num_classes,
+    slot, keep, row = candidates(boxes, cfg)
+    # Slots flat over the batch: image b's grid follows image b - 1's.
+    cells = np.array([[cfg.cells(s)] for s in range(cfg.num_scales)], np.int32)  # (S, 1)
+    slot = slot + tf.gather(tf.where(valid, image, 0), row) * cells
+    order = sort_by_slot(slot, keep & tf.gather(valid, row), batch * int(cells.max()), False)
+    row = tf.gather(row, order.perm, batch_dims=1)
+    # Unchecked classes: one outside [0, C) sets no class, as a one-hot encoding would.
+    boxes, classes = tf.gather(boxes, row), tf.gather(known_classes(classes, cfg.num_classes), row)
+    width = target_width(cfg)
+    if cfg.target_layout == "dense":
+        position, values = candidate_entries(order, boxes, classes, order.slot, width)
+        shapes = [[batch, *cfg.grid_size(s), cfg.anchors_per_scale, width] for s in _scales(cfg)]
+    else:
+        num_rows = np.array([[target_rows(cfg, s)] for s in _scales(cfg)], np.int32)  # (S, 1)
+        owner, rank, positives = _image_ranks(order, batch, cells)
+        position, values = candidate_entries(
+            order, boxes, classes, owner * num_rows + rank, width, order.slot - owner * cells
         )
-        gh, gw = cfg.grid_size(scale)
-        targets.append(tf.reshape(grid, [batch, gh, gw, cfg.anchors_per_scale, -1]))
-    return tuple(targets)
+        shapes = [[batch, int(rows), width] for rows in num_rows[:, 0]]
+        # Nothing caps the boxes of an image at max_boxes here, so its positives at R.
+        message = (
+            "kyolo.encode: an image has more positive slots at a scale than max_positives "
+            f"{num_rows[:, 0].tolist()} (more than max_boxes={cfg.max_boxes} boxes?)"
+        )
+        check = tf.debugging.assert_less_equal(positives, num_rows[:, 0], message=message)
+        with tf.control_dependencies([check]):
+            position = tf.identity(position)
+    return tuple(scatter_max(shapes[s], position[s], values[s]) for s in _scales(cfg))
+
+
+def _scales(cfg: YoloConfig) -> range:
+    return range(cfg.num_scales)
+
+
+def _image_ranks(
+    order: SortedCandidates, batch: int, cells: np.ndarray
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Image and rank in its image of each candidate sorted by batch-flat slot.
+
+    Args:
+        order: :func:`sort_by_slot` of slots ``image * cells + slot``; cells: ``(S, 1)``.
+    Returns:
+        ``owner (S, k)``: image (0 for dropped candidates); ``rank (S, k)``: the number of
+        positive slots before the candidate's in its image; ``positives (S,)``: the most
+        positive slots of an image.
+    """
+    scales = cells.shape[0]
+    owner = tf.where(order.kept, order.slot // cells, 0)
+    rank = slot_ranks(order)  # over the whole batch
+    segment = owner + np.arange(scales, dtype=np.int32)[:, None] * batch  # (scale, image)
+    start = tf.math.unsorted_segment_min(
+        tf.where(order.kept, rank, tf.int32.max), segment, scales * batch
+    )
+    rank = rank - tf.gather(start, segment)
+    count = tf.math.unsorted_segment_max(tf.where(order.kept, rank + 1, 0), segment, scales * batch)
+    return owner, rank, tf.reduce_max(tf.reshape(count, [scales, batch]), axis=1)
