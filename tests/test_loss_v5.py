@@ -115,6 +115,25 @@ def test_xla_compiled_loss_and_gradient_match_eager():
         np.testing.assert_allclose(g.numpy(), e, rtol=1e-4, atol=1e-7)
 
 
+def test_unknown_row_count_gives_the_same_loss_and_gradient():
+    # Without a static row count compute_loss cannot bound the sparse rows: it encodes densely.
+    (p, targets, anchors, strides), extra = CASES["smoothing_focal"]
+    hyp = {**HYP, **extra}
+    variables = [tf.Variable(x, dtype=tf.float32) for x in p]
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 6], tf.float32)])
+    def step(rows):
+        with tf.GradientTape() as tape:
+            loss, _ = compute_loss(variables, rows, anchors, strides, hyp)
+        return loss, tape.gradient(loss, variables)
+
+    loss, grads = step(tf.constant(targets, tf.float32))
+    eager_loss, _, eager_grads = run_kyolo(p, targets, anchors, strides, hyp)
+    assert float(loss) == pytest.approx(eager_loss, rel=1e-5)
+    for g, e in zip(grads, eager_grads, strict=True):
+        np.testing.assert_allclose(g.numpy(), e, rtol=1e-4, atol=1e-7)
+
+
 def test_yolo_loss_on_dataset_targets_is_compute_loss_times_batch():
     # The training path: per-image encoding (tf.data), head layout, Keras' reduction per scale.
     (p, targets, anchors, strides), _ = CASES["empty_image"]

@@ -6,7 +6,7 @@ scales. The only code here is layout: YOLOv5's ``(b, na, ny, nx, 5 + nc)`` predi
 ``[image, class, x, y, w, h]`` rows.
 
 Equality with ``ComputeLoss`` holds when no two target rows share a slot (image, anchor, cell):
-kyolo's dense targets keep one box per slot, YOLOv5 averages over its rows (``docs/losses.md``).
+kyolo's targets keep one box per slot, YOLOv5 averages over its rows (``docs/losses.md``).
 """
 
 from __future__ import annotations
@@ -117,9 +117,13 @@ def compute_loss(
         ``tf.distribute`` replica contexts (there the batch factor would be the global batch).
     """
     shapes = [tuple(pi.shape) for pi in p]
-    cfg = yolov5_config(shapes, anchors, strides, hyp)
-    batch = shapes[0][0]
     targets = tf.reshape(tf.cast(targets, tf.float32), [-1, 6])
+    cfg = yolov5_config(shapes, anchors, strides, hyp)
+    if targets.shape[0] is not None:
+        # Only the assigned slots, as YOLOv5 keeps them; an image cannot hold more boxes than the
+        # batch has rows, so the sparse rows never truncate (also under XLA, which drops asserts).
+        cfg = cfg.replace(target_layout="sparse", max_boxes=max(1, targets.shape[0]))
+    batch = shapes[0][0]
     y_true = encode_targets_batch(targets[:, 0], targets[:, 2:6], targets[:, 1], batch, cfg)
     totals = {"box": 0.0, "obj": 0.0, "cls": 0.0}
     for scale, (pi, shape) in enumerate(zip(p, shapes, strict=True)):
