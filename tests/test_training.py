@@ -65,6 +65,21 @@ def test_two_training_steps_lower_the_loss(digits, tmp_path):
     assert losses[2] < 0.97 * losses[0], losses
 
 
+def test_sparse_targets_give_the_dense_loss_in_evaluate(digits, tmp_path):
+    cfg, model = tiny_setup(digits, tmp_path)
+    values = []
+    for layout in ("dense", "sparse"):
+        layout_cfg = cfg.replace(target_layout=layout)
+        model.compile(loss=[YoloLoss(layout_cfg, s) for s in range(2)])
+        ds = make_dataset(
+            digits[1], layout_cfg, batch_size=8, training=False, encode=target_encoder(layout_cfg)
+        )
+        images, targets = next(iter(ds))
+        values.append(model.evaluate(images, targets, verbose=0))
+    assert targets[0].shape == (8, cfg.max_positives(0), 6 + cfg.num_classes)
+    np.testing.assert_allclose(values[1], values[0], rtol=1e-5)
+
+
 def test_saved_model_serves_the_python_detections(digits, tmp_path):
     cfg, model = tiny_setup(digits, tmp_path)
     export_saved_model(model, cfg, tmp_path / "serving", score_threshold=0.01)
