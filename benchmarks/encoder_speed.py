@@ -48,19 +48,25 @@ def encoder_configs(args: argparse.Namespace) -> dict[str, Any]:
 def encoder_throughput(args: argparse.Namespace) -> list[list[str]]:
     """Rows ``preset, encoder, boxes, parallel calls, images/s, images/s per core, ms per batch``.
 
-    Encoders: kyolo's with the dense and the sparse ``target_layout``, and the ``--encoder``
-    file's (given the dense configuration) if any. Every preset, encoder and parallelism setting
-    of one box count is drained in one interleaved pool.
+    Encoders: kyolo's per image (``encode_targets`` mapped over images) and per batch
+    (``encode_images`` mapped over ``--batch`` images, after ``Dataset.batch``), with the dense and
+    the sparse ``target_layout``, and the ``--encoder`` file's (given the dense configuration) if
+    any. Every preset, encoder and parallelism setting of one box count is drained in one
+    interleaved pool.
     """
     import tensorflow as tf
 
-    encoders = {}
+    from kyolo.encode import encode_images
+
+    encoders, per_batch = {}, set()
     candidate = load_function(args.encoder, "encode") if args.encoder else None
     for label, cfg in encoder_configs(args).items():
         for layout in ("dense", "sparse"):
-            encoders[(label, f"kyolo {layout}")] = common.image_encoder(
-                cfg.replace(target_layout=layout)
-            )
+            layout_cfg = cfg.replace(target_layout=layout)
+            encoders[(label, f"kyolo {layout}")] = common.image_encoder(layout_cfg)
+            key = (label, f"kyolo {layout}, per batch")
+            encoders[key] = lambda b, c, cfg=layout_cfg: encode_images(b, c, cfg)
+            per_batch.add(key)
         if candidate:
             name = f"{os.path.basename(args.encoder)} (dense)"
             encoders[(label, name)] = lambda boxes, classes, cfg=cfg: candidate(boxes, classes, cfg)
@@ -74,11 +80,17 @@ def encoder_throughput(args: argparse.Namespace) -> list[list[str]]:
         drains = {}
         for key, encode in encoders.items():
             for calls in (1, tf.data.AUTOTUNE):
-                ds = source.map(encode, num_parallel_calls=calls)
+                if key in per_batch:
+                    ds = source.batch(args.batch, drop_remainder=True)
+                    ds = ds.map(encode, num_parallel_calls=calls)
+                else:
+                    ds = source.map(encode, num_parallel_calls=calls)
                 drains[(*key, calls)] = lambda ds=ds: ds.reduce(np.int64(0), lambda n, _: n + 1)
         times = common.interleaved(drains, 1, args.encoder_repeats)
         for (label, name, calls), t in times.items():
-            per_second = args.images / (common.median_ms(t) / 1e3)
+            # Per batch, the last partial batch is dropped (a static batch size).
+            done = args.images // args.batch * args.batch if (label, name) in per_batch else None
+            per_second = (done or args.images) / (common.median_ms(t) / 1e3)
             cores = 1 if calls == 1 else os.cpu_count()
             rows.append(
                 [

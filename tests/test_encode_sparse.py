@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from kyolo.config import YOLOV3, YOLOV4, YOLOV5, YoloConfig
-from kyolo.encode import encode_targets, encode_targets_batch
+from kyolo.encode import encode_images, encode_targets, encode_targets_batch
 
 ASSIGNERS = ["best_anchor", "best_anchor_per_scale", "multi_anchor", "ratio"]
 BASES = {"best_anchor": YOLOV3, "multi_anchor": YOLOV4, "ratio": YOLOV5}
@@ -261,3 +261,38 @@ def test_batch_encoder_sets_no_class_for_unknown_ids(layout):
     positives = flat[flat[:, 4] > 0]
     assert len(positives) > 2
     np.testing.assert_array_equal(positives[:, 5:8], 0)
+
+
+@pytest.mark.parametrize("layout", ["dense", "sparse"])
+@pytest.mark.parametrize("ignore_against", ["scale", "image"])
+@pytest.mark.parametrize("assigner", ASSIGNERS)
+def test_encoding_a_batch_of_images_equals_stacking_the_images(assigner, ignore_against, layout):
+    cfg = config(assigner, ignore_against, num_classes=7).replace(target_layout=layout)
+    rng = np.random.default_rng(3)
+    # 12 rows per image, padded: 0 (empty), 4 (with collisions), 12 boxes.
+    images = [random_image(rng, count, 7, rows=12) for count in (0, 4, 12)]
+    boxes = np.stack([b for b, _ in images])
+    classes = np.stack([c for _, c in images])
+    ds = tf.data.Dataset.from_tensor_slices((boxes, classes)).batch(3, drop_remainder=True)
+    (got,) = list(ds.map(lambda b, c: encode_images(b, c, cfg)))
+    for scale, target in enumerate(got):
+        want = np.stack([encode_targets(b, c, cfg)[scale] for b, c in images])
+        np.testing.assert_array_equal(target.numpy(), want)
+    assert sum(int(np.sum(t.numpy()[..., 4] > 0)) for t in got) > 10
+
+
+def test_a_bad_box_in_a_batch_names_its_image_and_index():
+    boxes = np.full((3, 2, 4), 0.2, np.float32)
+    boxes[2, 1, 0] = 1.5
+    with pytest.raises(tf.errors.InvalidArgumentError, match="centre must lie inside") as err:
+        encode_images(boxes, np.zeros((3, 2), np.int32), sparse(config("best_anchor", "scale")))
+    assert "image 2, box index 1" in str(err.value).replace("\n", " ")
+    cfg = sparse(config("best_anchor", "scale", max_boxes=1))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="image 0 has 2 boxes, more than"):
+        encode_images(boxes[:2], np.zeros((2, 2), np.int32), cfg)
+
+
+def test_encoding_a_batch_needs_a_static_batch_size():
+    ds = tf.data.Dataset.from_tensor_slices((np.zeros((3, 2, 4), np.float32), np.zeros((3, 2))))
+    with pytest.raises(ValueError, match="drop_remainder=True"):
+        ds.batch(2).map(lambda b, c: encode_images(b, c, YOLOV3))

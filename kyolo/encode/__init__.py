@@ -1,7 +1,7 @@
 """Ground-truth target encoders that run inside ``tf.data.Dataset.map`` (pure TF, fixed shapes)."""
 
 from kyolo.encode.best_anchor import encode_best_anchor
-from kyolo.encode.encoder import encode_targets, encode_targets_batch
+from kyolo.encode.encoder import encode_images, encode_targets, encode_targets_batch
 from kyolo.encode.targets import (
     check_boxes,
     pack_target,
@@ -13,6 +13,7 @@ from kyolo.encode.targets import (
 __all__ = [
     "check_boxes",
     "encode_best_anchor",
+    "encode_images",
     "encode_targets",
     "encode_targets_batch",
     "pack_target",

@@ -50,22 +50,26 @@ _RULES = (
 
 
 def check_boxes(boxes: tf.Tensor, classes: tf.Tensor, cfg: YoloConfig) -> tf.Tensor:
-    """Validate one image's boxes; return the mask of real (non-padding) boxes.
+    """Validate one image's boxes, or a batch of padded images'; return the real boxes' mask.
 
     Rows with ``w <= 0`` are padding (keras-yolo3's convention) and are ignored. Every other row
-    must be finite with ``h > 0``, a centre inside the image and a class in ``[0, C)``; the image
+    must be finite with ``h > 0``, a centre inside the image and a class in ``[0, C)``; an image
     may carry at most ``cfg.max_boxes`` real boxes. A violation raises ``InvalidArgumentError``
-    naming the rule, the first offending box index and its value — also inside ``Dataset.map``.
-    With several, the first rule of that list is reported.
+    naming the rule, the first offending box index (and its image, for a batch) and its value —
+    also inside ``Dataset.map``. With several, the first rule of that list is reported.
 
     Args:
-        boxes: ``(n, 4)`` float ``x, y, w, h`` normalised to the input image.
-        classes: ``(n,)`` integer class ids.
+        boxes: ``(n, 4)`` float ``x, y, w, h`` normalised to the input image, or ``(b, n, 4)``.
+        classes: ``(n,)`` (or ``(b, n)``) integer class ids.
     Returns:
-        ``(n,)`` bool, True for real boxes.
+        ``(n,)`` (or ``(b, n)``) bool, True for real boxes.
     """
     boxes = tf.convert_to_tensor(boxes)
     classes = tf.cast(classes, tf.int32)
+    batched = boxes.shape.rank == 3
+    if batched:
+        per_image = tf.shape(boxes)[1]
+        boxes, classes = tf.reshape(boxes, [-1, 4]), tf.reshape(classes, [-1])
     finite = tf.reduce_all(tf.math.is_finite(boxes), axis=-1)
     valid = finite & (boxes[:, 2] > 0)
     centre = boxes[:, :2]
@@ -78,40 +82,57 @@ def check_boxes(boxes: tf.Tensor, classes: tf.Tensor, cfg: YoloConfig) -> tf.Ten
         ],
         axis=1,
     )  # (n, rules)
-    count = tf.reduce_sum(tf.cast(valid, tf.int32))
     # The messages are built for every image: a tf.cond that builds them only on failure costs
     # more (in tf.data, about as much as encoding a small image).
     check = tf.debugging.Assert(
-        ~tf.reduce_any(broken), [_first_broken_rule(broken, boxes, classes, cfg)]
+        ~tf.reduce_any(broken),
+        [_first_broken_rule(broken, boxes, classes, cfg, per_image if batched else None)],
     )
-    message = f"kyolo.encode: image has {{}} boxes, more than max_boxes={cfg.max_boxes}"
+    limit = f"more than max_boxes={cfg.max_boxes}"
+    if batched:
+        counts = tf.reduce_sum(tf.reshape(tf.cast(valid, tf.int32), [-1, per_image]), axis=1)
+        image = tf.argmax(tf.pad(counts, [[0, 1]]), output_type=tf.int32)
+        count = tf.reduce_max(tf.pad(counts, [[0, 1]]))
+        message = tf.strings.format(
+            f"kyolo.encode: image {{}} has {{}} boxes, {limit}", (image, count)
+        )
+    else:
+        count = tf.reduce_sum(tf.cast(valid, tf.int32))
+        message = tf.strings.format(f"kyolo.encode: image has {{}} boxes, {limit}", count)
     with tf.control_dependencies([check]):
-        check = tf.debugging.Assert(count <= cfg.max_boxes, [tf.strings.format(message, count)])
+        check = tf.debugging.Assert(count <= cfg.max_boxes, [message])
     with tf.control_dependencies([check]):
-        return tf.identity(valid)
+        return tf.reshape(valid, [-1, per_image]) if batched else tf.identity(valid)
 
 
 def _first_broken_rule(
-    broken: tf.Tensor, boxes: tf.Tensor, classes: tf.Tensor, cfg: YoloConfig
+    broken: tf.Tensor,
+    boxes: tf.Tensor,
+    classes: tf.Tensor,
+    cfg: YoloConfig,
+    per_image: tf.Tensor | None = None,
 ) -> tf.Tensor:
     """The message naming the first broken rule, its first offending box and that box's value.
 
     Args:
         broken: ``(n, rules)`` bool, whether box ``i`` breaks rule ``r`` of :data:`_RULES`.
+        per_image: for the rows of a batch of padded images, the rows per image: the message
+            then names the image and the box index in it.
     """
     # One zero row appended so that the lookups are defined for images without boxes.
     broken = tf.pad(broken, [[0, 1], [0, 0]])
     rule = tf.argmax(tf.reduce_any(broken, axis=0), output_type=tf.int32)
     first = tf.argmax(tf.cast(tf.gather(broken, rule, axis=1), tf.int32), output_type=tf.int32)
     rules = ["kyolo.encode: " + r.format(num_classes=cfg.num_classes) for r in _RULES]
-    value = tf.strings.format(
-        "; box index {}, xywh {}, class {}",
-        (
-            first,
-            tf.gather(tf.pad(boxes, [[0, 1], [0, 0]]), first),
-            tf.gather(tf.pad(classes, [[0, 1]]), first),
-        ),
+    row = (
+        tf.gather(tf.pad(boxes, [[0, 1], [0, 0]]), first),
+        tf.gather(tf.pad(classes, [[0, 1]]), first),
     )
+    if per_image is None:
+        value = tf.strings.format("; box index {}, xywh {}, class {}", (first, *row))
+    else:
+        where = (first // per_image, first % per_image)
+        value = tf.strings.format("; image {}, box index {}, xywh {}, class {}", (*where, *row))
     return tf.strings.join([tf.gather(rules, rule), value])
 
 
@@ -468,6 +489,47 @@ def encode_batch(
         with tf.control_dependencies([check]):
             position = tf.identity(position)
     return tuple(scatter_max(shapes[s], position[s], values[s]) for s in _scales(cfg))
+
+
+def encode_images(
+    boxes: tf.Tensor, classes: tf.Tensor, cfg: YoloConfig, candidates: Candidates
+) -> tuple[tf.Tensor, ...]:
+    """Encode a batch of padded images at once: the targets of :func:`encode_image`, stacked.
+
+    For ``dataset.batch(b, drop_remainder=True).map(...)``: one call per batch shares the
+    per-call costs of ``tf.data`` and of the validation (the same :func:`check_boxes` rules and
+    messages, naming the image) over the batch; the assignment is :func:`encode_batch`'s.
+
+    Args:
+        boxes: ``(b, n, 4)`` float ``x, y, w, h`` normalised to the input image, ``b`` static;
+            rows with ``w <= 0`` are padding. With ``ignore_against="image"``, ``n <= max_boxes``.
+        classes: ``(b, n)`` integer class ids in ``[0, C)``.
+    Returns:
+        Per scale, ``(b, ...)`` ``y_true`` in ``cfg``'s layout.
+    """
+    boxes = tf.cast(boxes, tf.float32)
+    classes = tf.cast(classes, tf.int32)
+    batch, per_image = boxes.shape[0], boxes.shape[1]
+    if batch is None:
+        raise ValueError(
+            "kyolo.encode: encoding a batch needs a static batch size: "
+            "Dataset.batch(b, drop_remainder=True) before the map"
+        )
+    if cfg.ignore_against == "image" and per_image is not None and per_image > cfg.max_boxes:
+        raise ValueError(f"kyolo.encode: {per_image} box rows per image, more than max_boxes")
+    valid = check_boxes(boxes, classes, cfg)  # (b, n)
+    image = tf.repeat(tf.range(batch), tf.shape(boxes)[1])
+    # encode_batch drops rows with w <= 0: padding rows (and NaN ones, rejected above) are zeroed.
+    rows = tf.where(tf.reshape(valid, [-1, 1]), tf.reshape(boxes, [-1, 4]), 0.0)
+    targets = encode_batch(image, rows, tf.reshape(classes, [-1]), batch, cfg, candidates)
+    if cfg.ignore_against == "scale":
+        return targets
+    width = target_width(cfg)
+    box_rows = tf.reshape(box_list(rows, tf.reshape(valid, [-1]), width), [batch, -1, width])
+    box_rows = tf.pad(box_rows, [[0, 0], [0, cfg.max_boxes - tf.shape(box_rows)[1]], [0, 0]])
+    return tuple(
+        tf.concat([tf.reshape(target, [batch, -1, width]), box_rows], axis=1) for target in targets
+    )
 
 
 def _scales(cfg: YoloConfig) -> range:
