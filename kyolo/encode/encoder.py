@@ -37,7 +37,8 @@ def encode_images(boxes: tf.Tensor, classes: tf.Tensor, cfg: YoloConfig) -> tupl
     :func:`encode_targets` of each image; for ``Dataset.batch(b, drop_remainder=True).map``.
 
     One call per batch instead of per image (:func:`kyolo.encode.targets.encode_images`):
-    3× the images per second of :func:`encode_targets` with the sparse layout (BENCHMARKS.md).
+    2.3× the images per second of :func:`encode_targets` for YOLOv3 with sparse targets and 10
+    boxes per image; no faster for dense targets or 100 boxes (BENCHMARKS.md).
 
     Args:
         boxes: ``(b, n, 4)`` float ``x, y, w, h``, ``b`` static; ``w <= 0`` rows are padding.
