@@ -4,8 +4,6 @@ from kyolo.encode.best_anchor import encode_best_anchor
 from kyolo.encode.encoder import encode_images, encode_targets, encode_targets_batch
 from kyolo.encode.targets import (
     check_boxes,
-    pack_target,
-    scatter_to_grid,
     target_boxes,
     target_grid,
 )
@@ -16,8 +14,6 @@ __all__ = [
     "encode_images",
     "encode_targets",
     "encode_targets_batch",
-    "pack_target",
-    "scatter_to_grid",
     "target_boxes",
     "target_grid",
 ]

@@ -95,7 +95,7 @@ def encode_best_anchor(
     """Encode one image's boxes with ``cfg``'s anchor-IoU assigner (keras-yolo3 by default).
 
     Shared slots: the later box's ``xywh`` wins and class entries accumulate (see
-    :func:`kyolo.encode.targets.scatter_to_grid`). :func:`kyolo.encode.encode_targets` picks the
+    :func:`kyolo.encode.targets.sort_by_slot`). :func:`kyolo.encode.encode_targets` picks the
     assigner named by ``cfg.assigner``, this one included.
 
     Args:

@@ -280,50 +280,6 @@ def scatter_max(shape: list[int], position: tf.Tensor, values: tf.Tensor) -> tf.
     return tf.reshape(flat, shape)
 
 
-def scatter_to_grid(
-    slot: tf.Tensor,
-    keep: tf.Tensor,
-    boxes: tf.Tensor,
-    classes: tf.Tensor,
-    num_slots: int,
-    num_classes: int,
-) -> tf.Tensor:
-    """Write candidate targets into a flat grid; later candidates win shared slots.
-
-    When several candidates land on one slot, the one with the largest index supplies ``xywh``
-    and every candidate's class is set (keras-yolo3's numpy loop does exactly this).
-
-    Args:
-        slot: ``(k,)`` int32 flat slot ``(gj * gw + gi) * A + a`` of each candidate.
-        keep: ``(k,)`` bool, False for candidates that are not written.
-        boxes: ``(k, 4)`` float ``xywh`` of each candidate's box.
-        classes: ``(k,)`` int class of each candidate.
-    Returns:
-        ``(num_slots, 5 + num_classes)`` float32 grid.
-    """
-    order = sort_by_slot(slot[None], keep[None], num_slots)
-    boxes = tf.gather(tf.cast(boxes, tf.float32), order.perm)
-    classes = tf.gather(known_classes(classes, num_classes), order.perm)
-    width = 5 + num_classes
-    position, values = candidate_entries(order, boxes, classes, order.slot, width)
-    return scatter_max([num_slots, width], position[0], values[0])
-
-
-def pack_target(
-    grid: tf.Tensor, boxes: tf.Tensor, valid: tf.Tensor, cfg: YoloConfig, scale: int
-) -> tf.Tensor:
-    """Shape one scale's flat grid ``(S, 5 + C)`` into the dense ``y_true`` layout of ``cfg``.
-
-    (:func:`encode_image` writes the box list with the same scatter as the grid instead.)
-    """
-    gh, gw = cfg.grid_size(scale)
-    if cfg.ignore_against == "scale":
-        return tf.reshape(grid, [gh, gw, cfg.anchors_per_scale, 5 + cfg.num_classes])
-    rows = box_list(boxes, valid, 5 + cfg.num_classes)
-    rows = tf.pad(rows, [[0, cfg.max_boxes - tf.shape(rows)[0]], [0, 0]])
-    return tf.concat([grid, rows], axis=0)
-
-
 def target_grid(y_true: tf.Tensor, cfg: YoloConfig) -> tf.Tensor:
     """The slot grid ``(b, S, 5 + C)``, ``S = gh*gw*A``, of a batch of dense ``y_true``."""
     y_true = tf.cast(y_true, tf.float32)
