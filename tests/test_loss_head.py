@@ -99,3 +99,15 @@ def test_sparse_layout_gives_the_dense_loss_and_gradient(name):
             np.testing.assert_allclose(sparse_parts[key], value, rtol=1e-6, err_msg=key)
         np.testing.assert_allclose(sparse_grad, dense_grad, rtol=1e-5, atol=1e-7)
         assert float(tf.reduce_sum(tf.abs(dense_grad))) > 0
+
+
+def test_targets_of_the_other_layout_are_rejected_naming_the_layout():
+    dense_cfg = small("yolov3")
+    sparse_cfg = dense_cfg.replace(target_layout="sparse")
+    y_pred = tf.zeros(head_shapes(dense_cfg)[0])
+    dense_true = batch_targets(dense_cfg)[0]
+    sparse_true = to_sparse(dense_true, dense_cfg, 0)
+    with pytest.raises(ValueError, match="target_layout='dense'"):
+        YoloLoss(dense_cfg, 0)(sparse_true, y_pred)
+    with pytest.raises(ValueError, match=r"\(batch, max_positives, 5 \+ C \+ 1\)"):
+        YoloLoss(sparse_cfg, 0)(dense_true, y_pred)
