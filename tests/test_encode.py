@@ -7,6 +7,7 @@ import tensorflow as tf
 from kyolo import YOLOV3, YOLOV3_TINY
 from kyolo.compat import keras_yolo3 as k3
 from kyolo.encode import encode_best_anchor, target_boxes, target_grid
+from kyolo.losses.head import target_rows
 from tests.reference import keras_yolo3_np as ref
 
 ANCHORS = np.array(YOLOV3.anchors, np.float32)
@@ -103,10 +104,13 @@ def test_image_layout_carries_every_box():
 def test_scale_layout_unpacks_assigned_boxes():
     boxes = np.array([[0.5, 0.5, 0.8, 0.8], [0.3, 0.6, 0.7, 0.5], [0.2, 0.2, 0.02, 0.03]])
     targets = encode_best_anchor(boxes.astype(np.float32), [1, 2, 0], YOLOV3)
-    true_boxes, valid = target_boxes(targets[0][None], YOLOV3)
-    assert true_boxes.shape == (1, YOLOV3.max_boxes, 4)
-    got = true_boxes.numpy()[0][valid.numpy()[0]]
+    # What the loss's ignore mask compares against on a "scale" target: its positive rows.
+    rows, _, _ = target_rows(targets[0][None], YOLOV3, 0, YOLOV3.cells(0))
+    assert rows.shape == (1, YOLOV3.max_positives(0), 85)
+    got = rows.numpy()[0][rows.numpy()[0, :, 4] > 0, :4]
     np.testing.assert_allclose(got[np.argsort(got[:, 0])], boxes[[1, 0]], rtol=1e-6)
+    with pytest.raises(ValueError, match="only ignore_against='image'"):
+        target_boxes(targets[0][None], YOLOV3)
 
 
 @pytest.mark.parametrize(

@@ -289,32 +289,18 @@ def target_grid(y_true: tf.Tensor, cfg: YoloConfig) -> tf.Tensor:
 
 
 def target_boxes(y_true: tf.Tensor, cfg: YoloConfig) -> tuple[tf.Tensor, tf.Tensor]:
-    """The ground truths the ignore mask compares against, from a batch of one scale's ``y_true``.
+    """The image's box list carried by a batch of one scale's ``y_true`` (either layout).
+
+    Only ``ignore_against="image"`` targets carry it; the loss reads a ``"scale"`` target's
+    ground truths from its positive rows (:func:`kyolo.losses.head.target_rows`).
 
     Returns:
-        ``boxes (b, K, 4)`` xywh and ``valid (b, K)`` bool, ``K = max_boxes``. For ``"image"``
-        they are the image's box list (either layout); for ``"scale"`` (dense layout) this
-        grid's assigned slots, gathered into ``K`` rows: a scale holds at most one slot per box
-        under the ``"best_anchor"`` assigners, and the encoder caps boxes at ``max_boxes``.
+        ``boxes (b, K, 4)`` xywh and ``valid (b, K)`` bool, ``K = max_boxes``.
     """
-    if cfg.ignore_against == "image":
-        rows = tf.cast(y_true, tf.float32)[:, -cfg.max_boxes :, :5]
-        return rows[..., :4], rows[..., 4] > 0
-    grid = target_grid(y_true, cfg)
-    positives = tf.reduce_max(tf.reduce_sum(tf.cast(grid[..., 4] > 0, tf.int32), axis=-1))
-    # Effective eagerly and in graphs; XLA drops asserts, where the encoder's cap guards instead.
-    tf.debugging.assert_less_equal(
-        positives,
-        cfg.max_boxes,
-        message=f"kyolo.losses: a scale holds more positives than max_boxes={cfg.max_boxes}",
-    )
-    # Pad so that top_k has max_boxes candidates even on grids with fewer slots.
-    objectness = tf.pad(grid[..., 4], [[0, 0], [0, cfg.max_boxes]])
-    _, index = tf.math.top_k(objectness, k=cfg.max_boxes, sorted=False)
-    picked = tf.gather(
-        tf.pad(grid[..., :5], [[0, 0], [0, cfg.max_boxes], [0, 0]]), index, batch_dims=1
-    )
-    return picked[..., :4], picked[..., 4] > 0
+    if cfg.ignore_against != "image":
+        raise ValueError("target_boxes: only ignore_against='image' targets carry a box list")
+    rows = tf.cast(y_true, tf.float32)[:, -cfg.max_boxes :, :5]
+    return rows[..., :4], rows[..., 4] > 0
 
 
 Candidates = Callable[[tf.Tensor, YoloConfig], tuple[tf.Tensor, tf.Tensor, tf.Tensor]]
@@ -328,7 +314,7 @@ mostly per TF op, little per value.
 """
 
 
-def target_rows(cfg: YoloConfig, scale: int) -> int:
+def _slot_rows(cfg: YoloConfig, scale: int) -> int:
     """Rows of one image's flat target at ``scale`` before the box list: ``S``, or ``R``."""
     if cfg.target_layout == "dense":
         return cfg.cells(scale)
@@ -340,6 +326,14 @@ def target_rows(cfg: YoloConfig, scale: int) -> int:
 def target_width(cfg: YoloConfig) -> int:
     """Values per target row: ``5 + C``, plus the slot column in the sparse layout."""
     return 5 + cfg.num_classes + (cfg.target_layout == "sparse")
+
+
+def target_shape(cfg: YoloConfig, scale: int) -> list[int]:
+    """One image's ``y_true`` shape at ``scale`` in ``cfg``'s layout (the module docstring's)."""
+    if cfg.target_layout == "dense" and cfg.ignore_against == "scale":
+        return [*cfg.grid_size(scale), cfg.anchors_per_scale, target_width(cfg)]
+    box_list = cfg.max_boxes if cfg.ignore_against == "image" else 0
+    return [_slot_rows(cfg, scale) + box_list, target_width(cfg)]
 
 
 def encode_image(
@@ -371,22 +365,18 @@ def encode_image(
         position, values = candidate_entries(
             order, boxes_of, classes_of, slot_ranks(order), width, order.slot
         )
-    num_rows = [target_rows(cfg, s) for s in _scales(cfg)]
     if cfg.ignore_against == "image":
         # The box list takes the rows after the slots' and goes into the same scatter.
-        box_position, box_values = box_list_entries(boxes, valid, num_rows, width)
+        first_rows = [_slot_rows(cfg, s) for s in _scales(cfg)]
+        box_position, box_values = box_list_entries(boxes, valid, first_rows, width)
         position = tf.concat([position, box_position], axis=1)
         values = tf.concat([values, box_values], axis=1)
-        num_rows = [r + cfg.max_boxes for r in num_rows]
-    targets = []
-    for scale, (scale_position, scale_values) in enumerate(
-        zip(tf.unstack(position), tf.unstack(values), strict=True)
-    ):
-        shape = [num_rows[scale], width]
-        if cfg.target_layout == "dense" and cfg.ignore_against == "scale":
-            shape = [*cfg.grid_size(scale), cfg.anchors_per_scale, width]
-        targets.append(scatter_max(shape, scale_position, scale_values))
-    return tuple(targets)
+    return tuple(
+        scatter_max(target_shape(cfg, scale), scale_position, scale_values)
+        for scale, (scale_position, scale_values) in enumerate(
+            zip(tf.unstack(position), tf.unstack(values), strict=True)
+        )
+    )
 
 
 def encode_batch(
@@ -430,7 +420,7 @@ def encode_batch(
         position, values = candidate_entries(order, boxes, classes, order.slot, width)
         shapes = [[batch, *cfg.grid_size(s), cfg.anchors_per_scale, width] for s in _scales(cfg)]
     else:
-        num_rows = np.array([[target_rows(cfg, s)] for s in _scales(cfg)], np.int32)  # (S, 1)
+        num_rows = np.array([[_slot_rows(cfg, s)] for s in _scales(cfg)], np.int32)  # (S, 1)
         owner, rank, positives = _image_ranks(order, batch, cells)
         position, values = candidate_entries(
             order, boxes, classes, owner * num_rows + rank, width, order.slot - owner * cells

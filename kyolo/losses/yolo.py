@@ -17,7 +17,7 @@ from kyolo.decode import (
     log_wh_ratio,
     slot_cell_anchor,
 )
-from kyolo.encode.targets import target_boxes
+from kyolo.encode.targets import target_boxes, target_shape
 from kyolo.losses import box, head, terms
 from kyolo.losses.ohem import hard_negatives
 from kyolo.losses.scores import score_loss
@@ -54,16 +54,13 @@ def check_shapes(y_true: Any, y_pred: Any, cfg: YoloConfig, scale: int) -> None:
             f"{cfg.strides[scale]} on cfg.input_size {cfg.input_size}: is this loss on output "
             f"{scale}?"
         )
-    box_list = cfg.max_boxes if cfg.ignore_against == "image" else 0
-    if cfg.target_layout == "sparse":
-        expected = tf.TensorShape([None, cfg.max_positives(scale) + box_list, depth + 1])
-        layout = "(batch, max_positives" + (" + max_boxes" if box_list else "") + ", 5 + C + 1)"
-    elif box_list:
-        expected = tf.TensorShape([None, cfg.cells(scale) + box_list, depth])
-        layout = "(batch, grid_h · grid_w · A + max_boxes, 5 + C)"
-    else:
-        expected = tf.TensorShape([None, *grid, count, depth])
-        layout = "(batch, grid_h, grid_w, A, 5 + C)"
+    expected = tf.TensorShape([None, *target_shape(cfg, scale)])
+    layout = {
+        ("dense", "scale"): "(batch, grid_h, grid_w, A, 5 + C)",
+        ("dense", "image"): "(batch, grid_h · grid_w · A + max_boxes, 5 + C)",
+        ("sparse", "scale"): "(batch, max_positives, 5 + C + 1)",
+        ("sparse", "image"): "(batch, max_positives + max_boxes, 5 + C + 1)",
+    }[cfg.target_layout, cfg.ignore_against]
     if not true.is_compatible_with(expected):
         raise ValueError(
             f"{where}: y_true shape {true} is not {layout} = {expected} of this config "
