@@ -77,12 +77,10 @@ def random_boxes(
 
 
 def image_encoder(cfg: Any) -> Callable:
-    """kyolo's per-image target encoder for ``cfg`` (``encode_targets`` where it exists)."""
-    from kyolo import encode
+    """kyolo's per-image target encoder for ``cfg``."""
+    from kyolo.encode import encode_targets
 
-    if hasattr(encode, "encode_targets"):
-        return lambda boxes, classes: encode.encode_targets(boxes, classes, cfg)
-    return lambda boxes, classes: encode.encode_best_anchor(boxes, classes, cfg)
+    return lambda boxes, classes: encode_targets(boxes, classes, cfg)
 
 
 def encoded_batch(

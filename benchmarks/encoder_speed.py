@@ -49,14 +49,14 @@ def encoder_throughput(args: argparse.Namespace) -> list[list[str]]:
     """Rows ``preset, encoder, boxes, parallel calls, images/s, images/s per core, ms per batch``.
 
     Encoders: kyolo's per image (``encode_targets`` mapped over images) and per batch
-    (``encode_images`` mapped over ``--batch`` images, after ``Dataset.batch``), with the dense and
+    (``encode_batch`` mapped over ``--batch`` images, after ``Dataset.batch``), with the dense and
     the sparse ``target_layout``, and the ``--encoder`` file's (given the dense configuration) if
     any. Every preset, encoder and parallelism setting of one box count is drained in one
     interleaved pool.
     """
     import tensorflow as tf
 
-    from kyolo.encode import encode_images
+    from kyolo.encode import encode_batch
 
     encoders, per_batch = {}, set()
     candidate = load_function(args.encoder, "encode") if args.encoder else None
@@ -65,7 +65,7 @@ def encoder_throughput(args: argparse.Namespace) -> list[list[str]]:
             layout_cfg = cfg.replace(target_layout=layout)
             encoders[(label, f"kyolo {layout}")] = common.image_encoder(layout_cfg)
             key = (label, f"kyolo {layout}, per batch")
-            encoders[key] = lambda b, c, cfg=layout_cfg: encode_images(b, c, cfg)
+            encoders[key] = lambda b, c, cfg=layout_cfg: encode_batch(b, c, cfg)
             per_batch.add(key)
         if candidate:
             name = f"{os.path.basename(args.encoder)} (dense)"

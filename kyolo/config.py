@@ -179,7 +179,7 @@ class YoloConfig:
             ``"scale"`` — the boxes assigned to the same scale (keras-yolo3, yolov3-tf2);
             ``"image"`` — every box of the image (Darknet, TF Model Garden). ``"image"`` makes the
             encoder append the image's padded box list to each ``y_true`` (see ``kyolo.encode``).
-        target_layout: how ``y_true`` holds a scale's assigned slots (:mod:`kyolo.encode.targets`):
+        target_layout: how ``y_true`` holds a scale's assigned slots (:mod:`kyolo.targets`):
             ``"dense"`` — the whole ``(gh, gw, A, 5 + C)`` grid, keras-yolo3's layout;
             ``"sparse"`` — only the assigned slots, :meth:`max_positives` rows ``(5 + C + 1)``
             wide (the grid row plus its slot index). Same loss; far less data per image.

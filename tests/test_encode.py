@@ -6,8 +6,8 @@ import tensorflow as tf
 
 from kyolo import YOLOV3, YOLOV3_TINY
 from kyolo.compat import keras_yolo3 as k3
-from kyolo.encode import encode_best_anchor, target_boxes, target_grid
-from kyolo.losses.head import target_rows
+from kyolo.encode import encode_targets
+from kyolo.targets import target_boxes, target_grid, target_rows
 from tests.reference import keras_yolo3_np as ref
 
 ANCHORS = np.array(YOLOV3.anchors, np.float32)
@@ -57,7 +57,7 @@ def test_hand_computed_assignment():
     # 100*60 / (6000 + 10440 - 6000) = 0.5747, larger than (62, 45)'s 2790/6000 = 0.465:
     # anchor 6 → scale 0, slot 0, cell (floor(0.5 * 13), floor(0.25 * 13)) = (6, 3).
     boxes = np.array([[0.5, 0.25, 100 / 416, 60 / 416]], np.float32)
-    targets = encode_best_anchor(boxes, [7], YOLOV3)
+    targets = encode_targets(boxes, [7], YOLOV3)
     assert [t.shape for t in targets] == [(13, 13, 3, 85), (26, 26, 3, 85), (52, 52, 3, 85)]
     positives = np.argwhere(targets[0].numpy()[..., 4] == 1)
     np.testing.assert_array_equal(positives, [[3, 6, 0]])
@@ -76,7 +76,7 @@ def test_runs_in_dataset_map_with_empty_images():
             tf.TensorSpec([None], tf.int32),
         ),
     )
-    batches = list(ds.map(lambda b, c: encode_best_anchor(b, c, cfg)).batch(2))
+    batches = list(ds.map(lambda b, c: encode_targets(b, c, cfg)).batch(2))
     assert [tuple(t.shape) for t in batches[0]] == [
         (2, 4, 3, 3, 8),
         (2, 8, 6, 3, 8),
@@ -89,7 +89,7 @@ def test_runs_in_dataset_map_with_empty_images():
 def test_image_layout_carries_every_box():
     cfg = YOLOV3.replace(num_classes=4, max_boxes=5, ignore_against="image")
     boxes = np.array([[0.5, 0.5, 0.8, 0.8], [0.2, 0.2, 0.02, 0.03], [0, 0, 0, 0]], np.float32)
-    targets = encode_best_anchor(boxes, [1, 2, 0], cfg)
+    targets = encode_targets(boxes, [1, 2, 0], cfg)
     for scale, target in enumerate(targets):
         assert target.shape == (cfg.cells(scale) + 5, 9)
         true_boxes, valid = target_boxes(target[None], cfg)
@@ -103,7 +103,7 @@ def test_image_layout_carries_every_box():
 
 def test_scale_layout_unpacks_assigned_boxes():
     boxes = np.array([[0.5, 0.5, 0.8, 0.8], [0.3, 0.6, 0.7, 0.5], [0.2, 0.2, 0.02, 0.03]])
-    targets = encode_best_anchor(boxes.astype(np.float32), [1, 2, 0], YOLOV3)
+    targets = encode_targets(boxes.astype(np.float32), [1, 2, 0], YOLOV3)
     # What the loss's ignore mask compares against on a "scale" target: its positive rows.
     rows, _, _ = target_rows(targets[0][None], YOLOV3, 0, YOLOV3.cells(0))
     assert rows.shape == (1, YOLOV3.max_positives(0), 85)
@@ -125,7 +125,7 @@ def test_scale_layout_unpacks_assigned_boxes():
 )
 def test_bad_boxes_raise_naming_rule_and_index(boxes, classes, message):
     with pytest.raises(tf.errors.InvalidArgumentError, match=message) as err:
-        encode_best_anchor(np.array(boxes, np.float32), np.array(classes), YOLOV3)
+        encode_targets(np.array(boxes, np.float32), np.array(classes), YOLOV3)
     assert f"box index {len(boxes) - 1}" in str(err.value).replace("\n", " ")
 
 
@@ -134,4 +134,4 @@ def test_too_many_boxes_raise_inside_dataset_map():
     boxes = np.tile([[0.5, 0.5, 0.1, 0.1]], (3, 1)).astype(np.float32)
     ds = tf.data.Dataset.from_tensors((boxes, np.zeros(3, np.int32)))
     with pytest.raises(tf.errors.InvalidArgumentError, match="3 boxes, more than max_boxes=2"):
-        list(ds.map(lambda b, c: encode_best_anchor(b, c, cfg)))
+        list(ds.map(lambda b, c: encode_targets(b, c, cfg)))

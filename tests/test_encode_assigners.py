@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from kyolo.config import YOLOV4
-from kyolo.encode import encode_targets, target_grid
+from kyolo.encode import encode_targets
+from kyolo.targets import target_grid
 
 # YOLOv4 anchors (608 input): a 50x40 px box against each, centred IoU = inter / union:
 #   (12, 16): 192 / 2000 = 0.096     (19, 36): 684 / 2000 = 0.342    (40, 28): 1120 / 2000 = 0.56

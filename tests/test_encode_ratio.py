@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from kyolo.compat.yolov5 import yolov5_config
-from kyolo.encode import encode_targets, encode_targets_batch
+from kyolo.encode import encode_rows, encode_targets
 from tests.reference import yolov5_np as ref
 
 HYP = dict(box=0.05, obj=1.0, cls=0.5, cls_pw=1.0, obj_pw=1.0, fl_gamma=0.0, anchor_t=4.0)
@@ -82,7 +82,7 @@ def test_batch_encoder_matches_build_targets(seed, batch, size, count):
     targets = random_targets(np.random.default_rng(seed), batch, count)
     shapes = shapes_for(batch, *size)
     cfg = yolov5_config(shapes, ANCHORS, STRIDES, HYP)
-    y_true = encode_targets_batch(targets[:, 0], targets[:, 2:], targets[:, 1], batch, cfg)
+    y_true = encode_rows(targets[:, 0], targets[:, 2:], targets[:, 1], batch, cfg)
     for got, want in zip(y_true, reference_slots(shapes, targets), strict=True):
         got = kyolo_slots(got)
         assert sorted(got) == sorted(want)
@@ -94,7 +94,7 @@ def test_edge_cases_match_build_targets():
     shapes = shapes_for(2, 64, 96)
     cfg = yolov5_config(shapes, ANCHORS, STRIDES, HYP)
     t = EDGE_TARGETS
-    y_true = encode_targets_batch(t[:, 0], t[:, 2:], t[:, 1], 2, cfg)
+    y_true = encode_rows(t[:, 0], t[:, 2:], t[:, 1], 2, cfg)
     want = reference_slots(shapes, t)
     assert sum(len(w) for w in want) > 20
     for got, w in zip(y_true, want, strict=True):
@@ -127,7 +127,7 @@ def test_per_image_encoder_in_dataset_map_equals_batch_encoder():
         output_signature=(tf.TensorSpec([None, 4], tf.float32), tf.TensorSpec([None], tf.int32)),
     )
     (batched,) = list(ds.map(lambda b, c: encode_targets(b, c, cfg)).batch(2))
-    whole = encode_targets_batch(t[:, 0], t[:, 2:], t[:, 1], 2, cfg)
+    whole = encode_rows(t[:, 0], t[:, 2:], t[:, 1], 2, cfg)
     for a, b in zip(batched, whole, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
@@ -141,9 +141,9 @@ def test_batch_encoder_compiles_with_xla_and_drops_foreign_rows():
 
     @tf.function(jit_compile=True)
     def encode(rows):
-        return encode_targets_batch(rows[:, 0], rows[:, 2:], rows[:, 1], 2, cfg)
+        return encode_rows(rows[:, 0], rows[:, 2:], rows[:, 1], 2, cfg)
 
     for got, want in zip(
-        encode(t), encode_targets_batch(t[:-2, 0], t[:-2, 2:], t[:-2, 1], 2, cfg), strict=True
+        encode(t), encode_rows(t[:-2, 0], t[:-2, 2:], t[:-2, 1], 2, cfg), strict=True
     ):
         np.testing.assert_array_equal(got.numpy(), want.numpy())

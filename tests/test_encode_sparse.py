@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from kyolo.config import YOLOV3, YOLOV4, YOLOV5, YoloConfig
-from kyolo.encode import encode_images, encode_targets, encode_targets_batch
+from kyolo.encode import encode_batch, encode_rows, encode_targets
 
 ASSIGNERS = ["best_anchor", "best_anchor_per_scale", "multi_anchor", "ratio"]
 BASES = {"best_anchor": YOLOV3, "multi_anchor": YOLOV4, "ratio": YOLOV5}
@@ -223,7 +223,7 @@ def batch_rows(rng, batch, count, num_classes):
 def test_batch_encoder_equals_the_per_image_encoder(assigner):
     cfg = sparse(config(assigner, "scale", num_classes=3))
     rows = batch_rows(np.random.default_rng(1), 3, 12, 3)
-    whole = encode_targets_batch(rows[:, 0], rows[:, 2:], rows[:, 1], 3, cfg)
+    whole = encode_rows(rows[:, 0], rows[:, 2:], rows[:, 1], 3, cfg)
     for image in range(3):
         mine = rows[rows[:, 0] == image]
         for got, want in zip(whole, encode_targets(mine[:, 2:], mine[:, 1], cfg), strict=True):
@@ -236,9 +236,9 @@ def test_batch_encoder_compiles_with_xla():
 
     @tf.function(jit_compile=True)
     def encode(rows):
-        return encode_targets_batch(rows[:, 0], rows[:, 2:], rows[:, 1], 2, cfg)
+        return encode_rows(rows[:, 0], rows[:, 2:], rows[:, 1], 2, cfg)
 
-    want = encode_targets_batch(rows[:, 0], rows[:, 2:], rows[:, 1], 2, cfg)
+    want = encode_rows(rows[:, 0], rows[:, 2:], rows[:, 1], 2, cfg)
     for got, w in zip(encode(tf.constant(rows)), want, strict=True):
         assert got.shape == (2, w.shape[1], 9)
         np.testing.assert_array_equal(got.numpy(), w.numpy())
@@ -248,7 +248,7 @@ def test_batch_encoder_rejects_more_positives_than_rows():
     # Nothing caps the batch encoder's boxes at max_boxes: 3 boxes on distinct slots, 2 rows.
     cfg = sparse(config("best_anchor", "scale", num_classes=2, max_boxes=2, input_size=(64, 64)))
     with pytest.raises(tf.errors.InvalidArgumentError, match="more positive slots at a scale"):
-        encode_targets_batch(np.zeros(3), ONE_SLOT_EACH, np.zeros(3), 1, cfg)
+        encode_rows(np.zeros(3), ONE_SLOT_EACH, np.zeros(3), 1, cfg)
 
 
 @pytest.mark.parametrize("layout", ["dense", "sparse"])
@@ -256,7 +256,7 @@ def test_batch_encoder_sets_no_class_for_unknown_ids(layout):
     # The batch encoder checks nothing: an id outside [0, C) sets no class, as one_hot would.
     cfg = config("ratio", "scale", num_classes=3).replace(target_layout=layout)
     rows = np.array([[0, 7, 0.3, 0.6, 0.2, 0.25], [0, -1, 0.7, 0.2, 0.3, 0.1]], np.float32)
-    targets = encode_targets_batch(rows[:, 0], rows[:, 2:], rows[:, 1], 1, cfg)
+    targets = encode_rows(rows[:, 0], rows[:, 2:], rows[:, 1], 1, cfg)
     flat = np.concatenate([t.numpy().reshape(-1, t.shape[-1]) for t in targets])
     positives = flat[flat[:, 4] > 0]
     assert len(positives) > 2
@@ -274,7 +274,7 @@ def test_encoding_a_batch_of_images_equals_stacking_the_images(assigner, ignore_
     boxes = np.stack([b for b, _ in images])
     classes = np.stack([c for _, c in images])
     ds = tf.data.Dataset.from_tensor_slices((boxes, classes)).batch(3, drop_remainder=True)
-    (got,) = list(ds.map(lambda b, c: encode_images(b, c, cfg)))
+    (got,) = list(ds.map(lambda b, c: encode_batch(b, c, cfg)))
     for scale, target in enumerate(got):
         want = np.stack([encode_targets(b, c, cfg)[scale] for b, c in images])
         np.testing.assert_array_equal(target.numpy(), want)
@@ -285,14 +285,14 @@ def test_a_bad_box_in_a_batch_names_its_image_and_index():
     boxes = np.full((3, 2, 4), 0.2, np.float32)
     boxes[2, 1, 0] = 1.5
     with pytest.raises(tf.errors.InvalidArgumentError, match="centre must lie inside") as err:
-        encode_images(boxes, np.zeros((3, 2), np.int32), sparse(config("best_anchor", "scale")))
+        encode_batch(boxes, np.zeros((3, 2), np.int32), sparse(config("best_anchor", "scale")))
     assert "image 2, box index 1" in str(err.value).replace("\n", " ")
     cfg = sparse(config("best_anchor", "scale", max_boxes=1))
     with pytest.raises(tf.errors.InvalidArgumentError, match="image 0 has 2 boxes, more than"):
-        encode_images(boxes[:2], np.zeros((2, 2), np.int32), cfg)
+        encode_batch(boxes[:2], np.zeros((2, 2), np.int32), cfg)
 
 
 def test_encoding_a_batch_needs_a_static_batch_size():
     ds = tf.data.Dataset.from_tensor_slices((np.zeros((3, 2, 4), np.float32), np.zeros((3, 2))))
     with pytest.raises(ValueError, match="drop_remainder=True"):
-        ds.batch(2).map(lambda b, c: encode_images(b, c, YOLOV3))
+        ds.batch(2).map(lambda b, c: encode_batch(b, c, YOLOV3))

@@ -5,9 +5,9 @@ import pytest
 import tensorflow as tf
 
 from kyolo.config import PRESETS
-from kyolo.encode.targets import target_grid
 from kyolo.losses import YoloLoss
 from kyolo.losses.head import head_rows
+from kyolo.targets import target_grid
 from tests.test_loss_presets import batch_targets, head_shapes, small
 
 

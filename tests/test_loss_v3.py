@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from kyolo import YOLOV3, YOLOV3_TINY, YoloConfig
 from kyolo.compat import keras_yolo3 as k3
-from kyolo.encode import encode_best_anchor
+from kyolo.encode import encode_targets
 from kyolo.losses import YoloLoss
 from kyolo.metrics import YoloLossComponents
 from tests.reference import keras_yolo3_np as ref
@@ -81,7 +81,7 @@ TOY = YoloConfig(
 
 
 def toy_target(box):
-    return encode_best_anchor(np.array([box], np.float32), [0], TOY)[0][None]
+    return encode_targets(np.array([box], np.float32), [0], TOY)[0][None]
 
 
 def test_toy_case_by_hand():
@@ -145,8 +145,8 @@ def test_gradient_matches_finite_differences_of_reference():
 @pytest.mark.parametrize("value", [1e4, -1e4])
 def test_extreme_logits_and_empty_batches_stay_finite(jit, value):
     cfg = YOLOV3.replace(num_classes=4, input_size=(64, 96))
-    full = encode_best_anchor(np.array([[0.5, 0.5, 0.3, 0.4]], np.float32), [2], cfg)
-    empty = encode_best_anchor(np.zeros((0, 4), np.float32), np.zeros(0, np.int32), cfg)
+    full = encode_targets(np.array([[0.5, 0.5, 0.3, 0.4]], np.float32), [2], cfg)
+    empty = encode_targets(np.zeros((0, 4), np.float32), np.zeros(0, np.int32), cfg)
     for targets in (full, empty):
         for scale in range(3):
             y_true = tf.stack([targets[scale], targets[scale]])
@@ -174,8 +174,8 @@ def test_image_mode_ignores_against_boxes_of_every_scale():
     for slot, (aw, ah) in enumerate(cfg.scale_anchors(2)):
         logits[..., slot * 7 + 2] = math.log(0.9 * 128 / aw)
         logits[..., slot * 7 + 3] = math.log(0.9 * 128 / ah)
-    scale_target = encode_best_anchor(boxes, [0, 1], cfg)[2][None]
-    image_target = encode_best_anchor(boxes, [0, 1], image_cfg)[2][None]
+    scale_target = encode_targets(boxes, [0, 1], cfg)[2][None]
+    image_target = encode_targets(boxes, [0, 1], image_cfg)[2][None]
     scale_obj = YoloLoss(cfg, 2).components(scale_target, logits)["obj"]
     image_obj = YoloLoss(image_cfg, 2).components(image_target, logits)["obj"]
     # Independent count: decoded boxes vs both ground truths with the reference IoU.
@@ -219,8 +219,7 @@ def test_compiled_model_saves_and_reloads_with_safe_mode(tmp_path):
     rng = np.random.default_rng(0)
     images = rng.random((4, 64, 64, 3)).astype(np.float32)
     per_image = [
-        encode_best_anchor(np.array([[0.4, 0.5, 0.3, 0.2]], np.float32), [i % 3], cfg)
-        for i in range(4)
+        encode_targets(np.array([[0.4, 0.5, 0.3, 0.2]], np.float32), [i % 3], cfg) for i in range(4)
     ]
     targets = [np.stack([t[s] for t in per_image]) for s in range(2)]
     history = model.fit(images, targets, epochs=1, batch_size=4, verbose=0)

@@ -10,12 +10,12 @@ import tensorflow as tf
 
 from kyolo.data import make_digits, read_yolo
 from kyolo.data.pipeline import letterbox, make_dataset, unletterbox_boxes
+from kyolo.encode import target_encoder
 from kyolo.export import export_saved_model
 from kyolo.losses import YoloLoss
 from kyolo.models import build_model
 from kyolo.postprocess import detect
 from training import train as train_job
-from training.targets import target_encoder
 
 
 @pytest.fixture(scope="module")

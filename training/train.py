@@ -281,12 +281,12 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
         CocoMeanAveragePrecision,
     )
     from kyolo.data.pipeline import Augmentation, check_images, make_dataset
+    from kyolo.encode import target_encoder
     from kyolo.export import export_saved_model
     from kyolo.losses import YoloLoss
     from kyolo.metrics import YoloLossComponents
     from kyolo.models import build_model
     from kyolo.saving import atomic_path, save_model
-    from training.targets import target_encoder
 
     started = time.time()
     keras.utils.set_random_seed(args.seed)

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from kyolo.config import YoloConfig
-from kyolo.encode import encode_best_anchor
+from kyolo.encode import encode_targets
 from kyolo.losses import YoloLoss
 
 _LAYOUTS = {
@@ -65,7 +65,7 @@ def preprocess_true_boxes(
     wh = true_boxes[..., 2:4] - true_boxes[..., 0:2]
     boxes = np.concatenate([xy / size, wh / size], axis=-1).astype(np.float32)
     classes = true_boxes[..., 4].astype(np.int32)
-    per_image = [encode_best_anchor(b, c, cfg) for b, c in zip(boxes, classes, strict=True)]
+    per_image = [encode_targets(b, c, cfg) for b, c in zip(boxes, classes, strict=True)]
     return [np.stack([t[s].numpy() for t in per_image]) for s in range(cfg.num_scales)]
 
 

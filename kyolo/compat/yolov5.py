@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from kyolo.config import YOLOV5, YoloConfig
-from kyolo.encode import encode_targets_batch
+from kyolo.encode import encode_rows
 from kyolo.losses import YoloLoss
 
 
@@ -124,7 +124,7 @@ def compute_loss(
         # batch has rows, so the sparse rows never truncate (also under XLA, which drops asserts).
         cfg = cfg.replace(target_layout="sparse", max_boxes=max(1, targets.shape[0]))
     batch = shapes[0][0]
-    y_true = encode_targets_batch(targets[:, 0], targets[:, 2:6], targets[:, 1], batch, cfg)
+    y_true = encode_rows(targets[:, 0], targets[:, 2:6], targets[:, 1], batch, cfg)
     totals = {"box": 0.0, "obj": 0.0, "cls": 0.0}
     for scale, (pi, shape) in enumerate(zip(p, shapes, strict=True)):
         _, count, ny, nx, depth = shape

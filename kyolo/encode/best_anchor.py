@@ -12,7 +12,6 @@ import numpy as np
 import tensorflow as tf
 
 from kyolo.config import YoloConfig
-from kyolo.encode.targets import encode_image
 
 
 def first_argmax(values: tf.Tensor) -> tf.Tensor:
@@ -71,7 +70,7 @@ def anchor_matches(boxes: tf.Tensor, cfg: YoloConfig) -> tf.Tensor:
 def anchor_iou_candidates(
     boxes: tf.Tensor, cfg: YoloConfig
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """Candidates (see :data:`kyolo.encode.targets.Candidates`), ``k = n * A``, box-major.
+    """Candidates (see :data:`kyolo.encode.encoder.Candidates`), ``k = n * A``, box-major.
 
     Within a scale, candidate ``i * A + a`` is box ``i`` on anchor ``a``: a later box therefore
     wins a slot shared with an earlier one, as in keras-yolo3's loop and Darknet's (which writes
@@ -87,25 +86,3 @@ def anchor_iou_candidates(
     row = tf.broadcast_to(tf.range(tf.shape(boxes)[0])[:, None], tf.shape(slot))
     shape = [cfg.num_scales, -1]
     return tf.reshape(slot, shape), tf.reshape(keep, shape), tf.reshape(row, shape)
-
-
-def encode_best_anchor(
-    boxes: tf.Tensor, classes: tf.Tensor, cfg: YoloConfig
-) -> tuple[tf.Tensor, ...]:
-    """Encode one image's boxes with ``cfg``'s anchor-IoU assigner (keras-yolo3 by default).
-
-    Shared slots: the later box's ``xywh`` wins and class entries accumulate (see
-    :func:`kyolo.encode.targets.sort_by_slot`). :func:`kyolo.encode.encode_targets` picks the
-    assigner named by ``cfg.assigner``, this one included.
-
-    Args:
-        boxes: ``(n, 4)`` float ``x, y, w, h`` normalised to the input image; rows with ``w <= 0``
-            are padding.
-        classes: ``(n,)`` integer class ids in ``[0, C)``.
-        cfg: the head configuration; its ``input_size`` sets the grid sizes.
-    Returns:
-        One target per scale in the layout of :mod:`kyolo.encode.targets`.
-    """
-    if cfg.assigner == "ratio":
-        raise ValueError("cfg.assigner is 'ratio': use kyolo.encode.encode_targets")
-    return encode_image(boxes, classes, cfg, anchor_iou_candidates)

@@ -20,7 +20,7 @@ _OFFSETS = 0.5 * np.array([[0, 0], [1, 0], [0, 1], [-1, 0], [0, -1]], np.float64
 
 
 def ratio_candidates(boxes: tf.Tensor, cfg: YoloConfig) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """Candidates (see :data:`kyolo.encode.targets.Candidates`) in YOLOv5's row order.
+    """Candidates (see :data:`kyolo.encode.encoder.Candidates`) in YOLOv5's row order.
 
     Within a scale the order is offset-major (centre, left, up, right, down), then anchor, then
     box, so the later candidate that wins a shared slot is the row whose IoU YOLOv5's

@@ -1,7 +1,7 @@
 """Box terms on boxes in grid-cell units (:func:`kyolo.decode.decode_cells`): MSE and IoU family.
 
 Shapes: ``(b, P, ...)`` rows gathered at the positive slots
-(:func:`kyolo.losses.head.target_rows`, 0 weight at rows that are not positive); each term is
+(:func:`kyolo.targets.target_rows`, 0 weight at rows that are not positive); each term is
 summed over them and returned per image, ``(b,)``. keras-yolo3's own box term is in
 :mod:`kyolo.losses.terms`.
 """

@@ -2,7 +2,7 @@
 
 Shapes: ``b`` images, ``S = gh*gw*A`` prediction slots of one scale, ``K = max_boxes`` ground-truth
 rows, ``C`` classes, ``P`` the fixed bound on an image's positive slots
-(:func:`kyolo.losses.head.target_rows`).
+(:func:`kyolo.targets.target_rows`).
 Box and class terms see only the ``(b, P, ...)`` rows gathered at the positives; objectness is
 dense over the ``S`` slots. Every term returns a per-image ``(b,)`` float32 sum; :class:`YoloLoss`
 weights and normalises them. Box terms of the other families are in :mod:`kyolo.losses.box`,

@@ -17,10 +17,10 @@ from kyolo.decode import (
     log_wh_ratio,
     slot_cell_anchor,
 )
-from kyolo.encode.targets import target_boxes, target_shape
 from kyolo.losses import box, head, terms
 from kyolo.losses.ohem import hard_negatives
 from kyolo.losses.scores import score_loss
+from kyolo.targets import layout_name, rows_to_slots, target_boxes, target_rows, target_shape
 
 
 def check_shapes(y_true: Any, y_pred: Any, cfg: YoloConfig, scale: int) -> None:
@@ -32,7 +32,7 @@ def check_shapes(y_true: Any, y_pred: Any, cfg: YoloConfig, scale: int) -> None:
     dimensions are not checked.
 
     Args:
-        y_true: one scale's batched target, in the layout of :mod:`kyolo.encode.targets`.
+        y_true: one scale's batched target, in the layout of :mod:`kyolo.targets`.
         y_pred: ``(b, gh, gw, A · (5 + C))`` raw head output; ``(gh, gw)`` is the grid of
             ``cfg.input_size`` at this scale, the one the encoder writes targets for.
     """
@@ -55,12 +55,7 @@ def check_shapes(y_true: Any, y_pred: Any, cfg: YoloConfig, scale: int) -> None:
             f"{scale}?"
         )
     expected = tf.TensorShape([None, *target_shape(cfg, scale)])
-    layout = {
-        ("dense", "scale"): "(batch, grid_h, grid_w, A, 5 + C)",
-        ("dense", "image"): "(batch, grid_h · grid_w · A + max_boxes, 5 + C)",
-        ("sparse", "scale"): "(batch, max_positives, 5 + C + 1)",
-        ("sparse", "image"): "(batch, max_positives + max_boxes, 5 + C + 1)",
-    }[cfg.target_layout, cfg.ignore_against]
+    layout = layout_name(cfg)
     if not true.is_compatible_with(expected):
         raise ValueError(
             f"{where}: y_true shape {true} is not {layout} = {expected} of this config "
@@ -141,7 +136,7 @@ class YoloLoss(keras.losses.Loss):
         size = shape[1] * shape[2] * cfg.anchors_per_scale
         # Box and class terms only at the positives: (b, P, 5 + C) rows of target and head, rows
         # that are not positive all 0 in the target. Objectness is dense over the (b, S) slots.
-        rows, slot, positive = head.target_rows(y_true, cfg, self.scale, size)
+        rows, slot, positive = target_rows(y_true, cfg, self.scale, size)
         obj_logits, row_logits = head.head_rows(y_pred, slot, 5 + cfg.num_classes)
         grid_wh = grid_size_wh(shape)
         cell, anchor = slot_cell_anchor(slot, shape[2], cfg.anchors_per_scale)
@@ -157,7 +152,7 @@ class YoloLoss(keras.losses.Loss):
         if spec.obj_target == "iou":
             # YOLOv5: tobj = iou.detach().clamp(0) (gr = 1), scattered back to the slots.
             iou_rows = rows[..., 4] * tf.stop_gradient(tf.maximum(overlap, 0.0))
-            obj_label = head.rows_to_slots(iou_rows, slot, size)
+            obj_label = rows_to_slots(iou_rows, slot, size)
         obj_loss = score_loss(
             obj_label,
             obj_logits,
@@ -244,7 +239,7 @@ class YoloLoss(keras.losses.Loss):
     ) -> float | tf.Tensor:
         """``(b, S)`` weight of each negative's objectness: λnoobj × ignore mask × OHEM selection.
 
-        ``rows`` and ``positive`` are :func:`kyolo.losses.head.target_rows`' rows and objectness.
+        ``rows`` and ``positive`` are :func:`kyolo.targets.target_rows`' rows and objectness.
         """
         cfg, spec = self.config, self.config.loss
         weight = spec.noobj_weight

@@ -15,11 +15,10 @@ from PIL import Image
 from kyolo.data import AnnotationError, read_coco, read_voc, read_yolo
 from kyolo.data.annotations import Annotation
 from kyolo.data.pipeline import check_box_counts, check_images, make_dataset
-from kyolo.encode import encode_targets
+from kyolo.encode import encode_targets, target_encoder
 from kyolo.losses import YoloLoss
 from kyolo.models import build_model
 from tests.reliability.common import nano_config
-from training.targets import target_encoder
 
 
 def test_missing_annotation_files_and_folders_name_the_path(tmp_path):
@@ -128,7 +127,7 @@ def test_encoder_rejects_infinite_and_degenerate_boxes(box, message):
 
 
 def test_encoder_padding_rows_are_the_documented_w_le_0_convention():
-    # keras-yolo3's convention (README, kyolo.encode.targets.check_boxes): w <= 0 marks padding,
+    # keras-yolo3's convention (README, kyolo.encode.validate.check_boxes): w <= 0 marks padding,
     # whatever h holds. The readers never emit such rows: they reject zero/negative sizes.
     cfg = nano_config()
     padded = np.array([[0.3, 0.3, 0.1, 0.1], [0.5, 0.5, 0.0, 0.4], [0.5, 0.5, -1.0, 0.4]])

@@ -18,8 +18,8 @@ from kyolo import boxes as B
 from kyolo.config import PRESETS
 from kyolo.decode import decode_xywh
 from kyolo.encode import encode_targets
-from kyolo.encode.targets import target_grid
 from kyolo.losses import YoloLoss
+from kyolo.targets import target_grid
 from tests.reliability.common import encode_batch, head_shapes, nano_config
 
 SETTINGS = settings(max_examples=40, deadline=None)
