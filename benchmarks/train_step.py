@@ -60,7 +60,6 @@ from benchmarks import common
 
 MODES = ("graph", "xla")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-MODEL_STRIDES = {"yolov3": (32, 16, 8), "yolov3_tiny": (32, 16), "nano": (16, 8)}
 SMALL_MODELS = ("nano",)
 """Models that take the ``--nano-*`` size, classes, batch and repeats."""
 DEFAULT_CASES = ["yolov3:v3", "nano:v3", "nano:v5"]
@@ -88,36 +87,24 @@ def trivial_loss_class() -> type:
 
 
 def case_config(model: str, preset: str, args: argparse.Namespace) -> Any:
-    """The preset's loss on the model's strides, input size and class count (plus ``--set``).
-
-    As ``training/train.py``'s ``build_config`` with the preset's anchors: the smallest
-    ``A × scales`` of them, scaled from the preset's input size to this one, the k-th finest
-    stride getting the k-th group; per-scale values (YOLOv5's ``balance``) matched by stride.
-    """
+    """The preset's loss on the model's strides, input size and class count (plus ``--set``),
+    with the preset's smallest anchors scaled to this input size (:mod:`kyolo.anchors`)."""
+    from kyolo.anchors import preset_anchors
     from kyolo.config import PRESETS
-    from training.train import apply_overrides, per_stride
+    from kyolo.models import STRIDES
 
     base = PRESETS[{"v3": "yolov3", "v5": "yolov5"}.get(preset, preset)]
-    strides = MODEL_STRIDES[model]
+    strides = STRIDES[model]
     small = model in SMALL_MODELS
     size = args.nano_size if small else args.size
-    classes = args.nano_classes if small else base.num_classes
-    per_scale = base.anchors_per_scale
-    rank = {stride: k for k, stride in enumerate(sorted(strides))}
-    masks = tuple(tuple(range(rank[s] * per_scale, (rank[s] + 1) * per_scale)) for s in strides)
-    ratio = size / base.input_size[0]
-    by_area = sorted(base.anchors, key=lambda wh: wh[0] * wh[1])[: per_scale * len(strides)]
-    anchors = tuple((round(w * ratio, 2), round(h * ratio, 2)) for w, h in by_area)
-    cfg = base.replace(
-        num_classes=classes,
-        input_size=(size, size),
-        anchors=anchors,
-        masks=masks,
+    anchors = preset_anchors(base, base.anchors_per_scale * len(strides), (size, size))
+    cfg = base.with_geometry(
         strides=strides,
-        scale_xy=per_stride(base.scale_xy, base.strides, strides),
-        loss=base.loss.replace(balance=per_stride(base.loss.balance, base.strides, strides)),
+        input_size=(size, size),
+        num_classes=args.nano_classes if small else base.num_classes,
+        anchors=anchors,
     )
-    return apply_overrides(cfg, args.set)
+    return cfg.with_overrides(args.set)
 
 
 def first_call(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -367,11 +354,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "loss, values JSON), e.g. target_layout=sparse; repeatable",
     )
     args = parser.parse_args(argv)
+    from kyolo.models import STRIDES
+
     for case in [*args.cases, *args.float16_cases]:
         model, sep, preset = case.partition(":")
-        if not sep or model not in MODEL_STRIDES or preset not in ("v3", "v5"):
+        if not sep or model not in STRIDES or preset not in ("v3", "v5"):
             parser.error(f"case {case!r}: expected MODEL:PRESET with MODEL in "
-                         f"{sorted(MODEL_STRIDES)} and PRESET v3 or v5")  # fmt: skip
+                         f"{sorted(STRIDES)} and PRESET v3 or v5")  # fmt: skip
     if min(args.batch, args.nano_batch, args.repeats, args.nano_repeats) < 1:
         parser.error("--batch, --nano-batch, --repeats and --nano-repeats must be >= 1")
     return args

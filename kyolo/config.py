@@ -11,6 +11,8 @@ loss hyper-parameters. Presets (:data:`YOLOV3`, :data:`YOLOV4`, :data:`YOLOV5`, 
 from __future__ import annotations
 
 import dataclasses
+import json
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -42,6 +44,21 @@ FOCAL_ALPHA = 0.25
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+def _per_stride(values: Any, old_strides: Sequence[int], strides: Sequence[int]) -> Any:
+    """A per-scale value (e.g. YOLOv5's ``balance``) re-ordered from ``old_strides`` to
+    ``strides``, matched by stride. Scalars and ``None`` pass through."""
+    if not isinstance(values, tuple):
+        return values
+    by_stride = dict(zip(old_strides, values, strict=True))
+    missing = [s for s in strides if s not in by_stride]
+    if missing:
+        raise ValueError(
+            f"the preset defines per-scale values for strides {tuple(old_strides)}, not for "
+            f"{missing}"
+        )
+    return tuple(by_stride[s] for s in strides)
 
 
 def _jsonable(value: Any) -> Any:
@@ -343,6 +360,80 @@ class YoloConfig:
     def with_loss(self, **changes: Any) -> YoloConfig:
         """A copy whose :class:`LossConfig` has ``changes`` applied."""
         return self.replace(loss=self.loss.replace(**changes))
+
+    def with_geometry(
+        self,
+        *,
+        strides: Sequence[int],
+        input_size: Sequence[int],
+        num_classes: int,
+        anchors: Any = None,
+    ) -> YoloConfig:
+        """This preset's assignment, decoding and loss on another model and dataset geometry.
+
+        Anchors are sorted by area and the scale with the ``k``-th finest stride gets the
+        ``k``-th group of ``A``; per-scale values (``scale_xy``, YOLOv5's ``balance``) are matched
+        to the new scales by stride.
+
+        Args:
+            strides: the model's strides, in its output order (:data:`kyolo.models.STRIDES`).
+            input_size: ``(height, width)`` in pixels.
+            num_classes: ``C``.
+            anchors: ``(A · scales, 2)`` ``(w, h)`` pixels sorted by area (e.g. from
+                :func:`kyolo.anchors.dataset_anchors`), or None to keep this config's anchors and
+                masks (their count must fit the model).
+        """
+        strides = tuple(int(s) for s in strides)
+        per_scale = self.anchors_per_scale
+        if anchors is None:
+            if len(self.anchors) != per_scale * len(strides) or len(self.masks) != len(strides):
+                raise ValueError(
+                    f"the preset has {len(self.anchors)} anchors in {len(self.masks)} scales, "
+                    f"the model needs {per_scale * len(strides)} in {len(strides)}"
+                )
+            anchors, masks = self.anchors, self.masks
+        else:
+            anchors = tuple((float(w), float(h)) for w, h in np.asarray(anchors).tolist())
+            if len(anchors) != per_scale * len(strides):
+                raise ValueError(
+                    f"{len(anchors)} anchors given, the model needs {per_scale * len(strides)}"
+                )
+            rank = {stride: k for k, stride in enumerate(sorted(strides))}
+            masks = tuple(
+                tuple(range(rank[s] * per_scale, (rank[s] + 1) * per_scale)) for s in strides
+            )
+        return self.replace(
+            num_classes=num_classes,
+            input_size=tuple(input_size),
+            anchors=anchors,
+            masks=masks,
+            strides=strides,
+            scale_xy=_per_stride(self.scale_xy, self.strides, strides),
+            loss=self.loss.replace(balance=_per_stride(self.loss.balance, self.strides, strides)),
+        )
+
+    def with_overrides(self, overrides: Sequence[str]) -> YoloConfig:
+        """``FIELD=VALUE`` strings (``loss.FIELD`` for the loss) applied to a copy.
+
+        Values are JSON (``3``, ``0.5``, ``[1, 2]``, ``null``), else plain strings; lists become
+        tuples. Unknown fields and invalid values raise ``ValueError``.
+        """
+        top: dict[str, Any] = {}
+        loss: dict[str, Any] = {}
+        for item in overrides:
+            field, sep, text = item.partition("=")
+            if not sep or not field:
+                raise ValueError(f"--set {item!r}: expected FIELD=VALUE")
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError:
+                value = text
+            group, name = (loss, field[5:]) if field.startswith("loss.") else (top, field)
+            group[name] = tuple(value) if isinstance(value, list) else value
+        try:
+            return self.replace(**top).with_loss(**loss)
+        except TypeError as err:  # an unknown field name
+            raise ValueError(f"--set: {err}") from None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (lists, not tuples; ``loss`` nested) accepted by ``YoloConfig(**d)``."""

@@ -9,7 +9,7 @@ import keras
 import tensorflow as tf
 
 from kyolo.config import YoloConfig
-from kyolo.data.pipeline import letterbox, unletterbox_boxes
+from kyolo.geometry import letterbox, unletterbox_boxes
 from kyolo.postprocess import detect
 
 SERVING_INPUT = tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")
@@ -24,7 +24,7 @@ def serving_function(model: keras.Model, cfg: YoloConfig, **nms_args: Any):
 
     def serve(images: tf.Tensor) -> dict[str, tf.Tensor]:
         no_boxes = tf.zeros([0, 4], tf.float32)
-        canvases, boxes_unused, (scale, pad_y, pad_x) = tf.map_fn(
+        canvases, boxes_unused, (ratio, pad_y, pad_x) = tf.map_fn(
             lambda image: letterbox(image, no_boxes, cfg.input_size),
             images,
             fn_output_signature=(
@@ -36,7 +36,7 @@ def serving_function(model: keras.Model, cfg: YoloConfig, **nms_args: Any):
         del boxes_unused
         detections = detect(model(canvases, training=False), cfg, **nms_args)
         boxes = unletterbox_boxes(
-            detections["boxes"], scale[:, None], pad_y[:, None], pad_x[:, None]
+            detections["boxes"], ratio[:, None], pad_y[:, None], pad_x[:, None]
         )
         height = tf.cast(tf.shape(images)[1], tf.float32)
         width = tf.cast(tf.shape(images)[2], tf.float32)

@@ -9,13 +9,15 @@ import pytest
 import tensorflow as tf
 
 from kyolo.data import make_digits, read_yolo
-from kyolo.data.pipeline import letterbox, make_dataset, unletterbox_boxes
+from kyolo.data.pipeline import make_dataset
 from kyolo.encode import target_encoder
 from kyolo.export import export_saved_model
+from kyolo.geometry import letterbox, unletterbox_boxes
 from kyolo.losses import YoloLoss
 from kyolo.models import build_model
 from kyolo.postprocess import detect
 from training import train as train_job
+from training.cli import load_data
 
 
 @pytest.fixture(scope="module")
@@ -91,10 +93,10 @@ def test_saved_model_serves_the_python_detections(digits, tmp_path):
     letterboxed = [letterbox(im, tf.zeros([0, 4]), cfg.input_size) for im in images]
     canvases = [canvas for canvas, _, _ in letterboxed]
     found = detect(model(tf.stack(canvases)), cfg, score_threshold=0.01)
-    scale, pad_y, pad_x = (
+    ratio, pad_y, pad_x = (
         tf.stack([params[k] for _, _, params in letterboxed])[:, None] for k in range(3)
     )
-    boxes = unletterbox_boxes(found["boxes"], scale, pad_y, pad_x).numpy()
+    boxes = unletterbox_boxes(found["boxes"], ratio, pad_y, pad_x).numpy()
     assert served["count"].tolist() == found["count"].numpy().tolist()
     assert served["count"].min() > 0
     for i, n in enumerate(served["count"]):
@@ -143,7 +145,7 @@ def test_train_job_resumes_then_exports_a_reloadable_model(tmp_path):
     assert isinstance(model.loss[0], YoloLoss)
     steps = int(model.optimizer.iterations.numpy())
     cfg = model.loss[0].config
-    train_annotations = train_job.load_data(args)[0]
+    train_annotations = load_data(args)[0]
     ds = make_dataset(
         train_annotations, cfg, batch_size=8, training=False, encode=target_encoder(cfg)
     )

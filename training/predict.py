@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from training.train import DEFAULT_OUT
+from training.cli import DEFAULT_OUT
 
 PALETTE = [
     (230, 25, 75),
@@ -76,8 +76,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     import tensorflow as tf
 
+    from kyolo.data import read_class_names
     from kyolo.data.pipeline import decode_image
-    from training.train import read_class_names
 
     try:
         names = read_class_names(args.classes) if args.classes else []

@@ -19,42 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from training.cli import DEFAULT_OUT, add_data_arguments, check_data_paths, load_data
+
 LOG = logging.getLogger("kyolo.train")
-DATA_FORMATS = ("digits", "coco", "voc", "yolo")
-DEFAULT_OUT = os.path.join("saved_models", "digits_nano")
-
-
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags that say where the data is (shared with ``training.anchors``)."""
-    parser.add_argument("--data-format", choices=DATA_FORMATS, default="digits")
-    parser.add_argument(
-        "--train",
-        help="training annotations: COCO json file, VOC xml folder or YOLO label folder",
-    )
-    parser.add_argument("--train-images", help="image folder of --train")
-    parser.add_argument("--val", help="validation annotations, like --train")
-    parser.add_argument("--val-images", help="image folder of --val")
-    parser.add_argument("--classes", help="text file with one class name per line (voc, yolo)")
-    parser.add_argument(
-        "--data-dir",
-        default=os.path.join("runs", "digitsdet"),
-        help="where DigitsDet is generated (digits only)",
-    )
-    parser.add_argument(
-        "--digits",
-        type=int,
-        nargs=2,
-        default=(1000, 200),
-        metavar=("TRAIN", "VAL"),
-        help="DigitsDet images per split (digits only)",
-    )
-    parser.add_argument(
-        "--on-invalid",
-        choices=("raise", "drop", "clip"),
-        default="raise",
-        help="bad boxes in annotations: stop with an error (default), or drop/clip them with "
-        "a logged warning each",
-    )
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -109,144 +76,29 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 ANCHOR_PAIRS = re.compile(r"\s*(\d+(\.\d*)?,\d+(\.\d*)?\s*)+")
 
 
-def check_data_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Exit with a message naming the flag when a data path is missing or of the wrong kind."""
-    if not (args.train and args.val and args.train_images and args.val_images):
-        parser.error(
-            f"--data-format {args.data_format} needs --train, --train-images, --val and "
-            "--val-images"
-        )
-    if args.data_format in ("voc", "yolo") and not args.classes:
-        parser.error(f"--data-format {args.data_format} needs --classes")
-    annotations_are = os.path.isfile if args.data_format == "coco" else os.path.isdir
-    checks = [
-        ("--train", args.train, annotations_are),
-        ("--val", args.val, annotations_are),
-        ("--train-images", args.train_images, os.path.isdir),
-        ("--val-images", args.val_images, os.path.isdir),
-        ("--classes", args.classes, os.path.isfile),
-    ]
-    for flag, path, exists in checks:
-        if path is not None and not exists(path):
-            kind = "file" if exists is os.path.isfile else "folder"
-            parser.error(f"{flag} {path}: no such {kind}")
-
-
-def load_data(args: argparse.Namespace) -> tuple[list, list, list[str]]:
-    """``(train annotations, val annotations, class names)`` for the chosen format."""
-    from kyolo import data
-
-    if args.data_format == "digits":
-        # Deterministic and fast (seconds): regenerating beats trusting a stale folder.
-        paths = data.make_digits(args.data_dir, n_train=args.digits[0], n_val=args.digits[1])
-        names = list(paths.class_names)
-        return (
-            data.read_yolo(paths.train_images, paths.train_labels, len(names)),
-            data.read_yolo(paths.val_images, paths.val_labels, len(names)),
-            names,
-        )
-    if args.data_format == "coco":
-        train, names = data.read_coco(args.train, args.train_images, on_invalid=args.on_invalid)
-        val, val_names = data.read_coco(args.val, args.val_images, on_invalid=args.on_invalid)
-        if val_names != names:
-            raise ValueError(f"--val categories {val_names} differ from --train's {names}")
-        return train, val, names
-    names = read_class_names(args.classes)
-    if args.data_format == "voc":
-        return (
-            data.read_voc(args.train, args.train_images, names, on_invalid=args.on_invalid),
-            data.read_voc(args.val, args.val_images, names, on_invalid=args.on_invalid),
-            names,
-        )
-    return (
-        data.read_yolo(args.train_images, args.train, len(names), on_invalid=args.on_invalid),
-        data.read_yolo(args.val_images, args.val, len(names), on_invalid=args.on_invalid),
-        names,
-    )
-
-
-def read_class_names(path: str) -> list[str]:
-    with open(path, encoding="utf-8") as f:
-        names = [line.strip() for line in f if line.strip()]
-    if not names:
-        raise ValueError(f"{path}: no class names (expected one per line)")
-    if len(set(names)) != len(names):
-        raise ValueError(f"{path}: duplicate class names")
-    return names
-
-
 def build_config(args: argparse.Namespace, train: list, num_classes: int):
-    """The preset's loss settings on this dataset's geometry (input size, classes, anchors)."""
+    """The preset's loss settings on this model and dataset's geometry, plus ``--set``."""
+    from kyolo.anchors import dataset_anchors
     from kyolo.config import PRESETS
-    from training.anchors import kmeans_anchors, letterboxed_wh
+    from kyolo.models import STRIDES
 
     preset = PRESETS[args.loss_preset]
-    height, width = (args.img_size * 2)[:2]
-    strides = {"nano": (16, 8)}.get(args.model, preset.strides)
-    per_scale = preset.anchors_per_scale
-    num_anchors = per_scale * len(strides)
-    # Anchors are sorted by area: the scale with the k-th finest stride gets the k-th group.
-    rank = {stride: k for k, stride in enumerate(sorted(strides))}
-    masks = tuple(tuple(range(rank[st] * per_scale, (rank[st] + 1) * per_scale)) for st in strides)
+    input_size = tuple((args.img_size * 2)[:2])
+    strides = STRIDES[args.model]
+    count = preset.anchors_per_scale * len(strides)
     if args.anchors == "auto":
-        wh = np.concatenate([letterboxed_wh(a, height, width) for a in train])
-        anchors, iou = kmeans_anchors(wh, num_anchors, seed=args.seed)
+        anchors, iou = dataset_anchors(train, input_size, count, seed=args.seed)
         LOG.info("k-means anchors %s (mean best IoU %.3f)", anchors.round(1).tolist(), iou)
     elif args.anchors == "preset":
-        anchors = np.array(preset.anchors)
-        if len(anchors) != num_anchors:
-            raise ValueError(f"preset has {len(anchors)} anchors, model needs {num_anchors}")
-        masks = preset.masks
+        anchors = None
     else:
         anchors = np.array([[float(v) for v in pair.split(",")] for pair in args.anchors.split()])
-        if anchors.shape != (num_anchors, 2):
-            raise ValueError(f"--anchors needs {num_anchors} 'w,h' pairs, got {args.anchors!r}")
-    cfg = preset.replace(
-        num_classes=num_classes,
-        input_size=(height, width),
-        anchors=tuple(map(tuple, anchors.tolist())),
-        masks=masks,
-        strides=strides,
-        scale_xy=per_stride(preset.scale_xy, preset.strides, strides),
-        loss=preset.loss.replace(balance=per_stride(preset.loss.balance, preset.strides, strides)),
+        if anchors.shape != (count, 2):
+            raise ValueError(f"--anchors needs {count} 'w,h' pairs, got {args.anchors!r}")
+    cfg = preset.with_geometry(
+        strides=strides, input_size=input_size, num_classes=num_classes, anchors=anchors
     )
-    return apply_overrides(cfg, args.set)
-
-
-def apply_overrides(cfg, overrides: Sequence[str]):
-    """``FIELD=VALUE`` strings (``loss.FIELD`` for the loss) applied to ``cfg``."""
-    top: dict[str, Any] = {}
-    loss: dict[str, Any] = {}
-    for item in overrides:
-        field, sep, text = item.partition("=")
-        if not sep or not field:
-            raise ValueError(f"--set {item!r}: expected FIELD=VALUE")
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            value = text
-        group, name = (loss, field[5:]) if field.startswith("loss.") else (top, field)
-        group[name] = tuple(value) if isinstance(value, list) else value
-    try:
-        return cfg.replace(**top).with_loss(**loss)
-    except TypeError as err:  # an unknown field name
-        raise ValueError(f"--set: {err}") from None
-
-
-def per_stride(values: Any, preset_strides: Sequence[int], strides: Sequence[int]) -> Any:
-    """Re-order a per-scale preset value (e.g. YOLOv5's ``balance``) for other ``strides``.
-
-    Scalars and ``None`` pass through; per-scale tuples are matched by stride.
-    """
-    if not isinstance(values, tuple):
-        return values
-    by_stride = dict(zip(preset_strides, values, strict=True))
-    missing = [s for s in strides if s not in by_stride]
-    if missing:
-        raise ValueError(
-            f"the preset defines per-scale values for strides {preset_strides}, not for {missing}"
-        )
-    return tuple(by_stride[s] for s in strides)
+    return cfg.with_overrides(args.set)
 
 
 class InvalidInput(ValueError):

@@ -7,13 +7,17 @@ DigitsDet generator :func:`make_digits`. The ``tf.data`` pieces live in :mod:`ky
 from kyolo.data.annotations import Annotation, AnnotationError, validate
 from kyolo.data.coco import read_coco
 from kyolo.data.digits import make_digits
+from kyolo.data.formats import READERS, read_annotations, read_class_names
 from kyolo.data.voc import read_voc
 from kyolo.data.yolo_txt import read_yolo
 
 __all__ = [
     "Annotation",
     "AnnotationError",
+    "READERS",
     "make_digits",
+    "read_annotations",
+    "read_class_names",
     "read_coco",
     "read_voc",
     "read_yolo",

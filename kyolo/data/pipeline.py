@@ -1,14 +1,9 @@
 """tf.data input pipeline: decode, letterbox, augment, then encode or pad, and batch.
 
 Every function on a single example is made of TensorFlow ops, so it runs inside
-``tf.data.Dataset.map`` (graph mode) as well as eagerly. Boxes are ``(n, 4)`` float32
-``(x_min, y_min, x_max, y_max)`` in pixels of the image they belong to, with continuous
-coordinates: pixel ``(row i, col j)`` covers ``[j, j + 1) x [i, i + 1)``.
-
-Geometry is resampled with one exact affine map per step, ``x_out = s * x_in + t`` on both axes
-(``tf.raw_ops.ScaleAndTranslate``, the op behind ``tf.image.resize(..., antialias=True)``), and the
-same ``s, t`` move the boxes, so boxes and pixels never drift apart through rounding of sizes.
-Canvas area not covered by the image is grey (:data:`PAD_VALUE`).
+``tf.data.Dataset.map`` (graph mode) as well as eagerly. Boxes are ``(n, 4)`` float32 ``xyxy``
+pixels; the letterbox and every geometric augmentation are exact affine maps of pixels and boxes
+together (:mod:`kyolo.geometry`).
 
 Random augmentation uses stateless ops seeded per example from
 ``tf.data.Dataset.random(seed, rerandomize_each_iteration=True)``: the same ``seed`` gives the same
@@ -26,10 +21,9 @@ import tensorflow as tf
 
 from kyolo.config import YoloConfig
 from kyolo.data.annotations import Annotation, AnnotationError
+from kyolo.geometry import affine_boxes, clip_boxes, letterbox, resample
 
 AUTOTUNE = tf.data.AUTOTUNE
-PAD_VALUE = 0.5
-"""Grey level (in [0, 1]) of letterbox bars and of canvas uncovered by jitter, as keras-yolo3."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +32,7 @@ class Augmentation:
 
     Attributes:
         flip_prob: probability of a horizontal flip.
-        scale: zoom about the canvas centre drawn from ``[1 - scale, 1 + scale]``.
+        zoom: zoom about the canvas centre drawn from ``[1 - zoom, 1 + zoom]``.
         translate: shift drawn from ``[-translate, translate]`` times the canvas height / width.
         min_box_size: after the zoom and shift, boxes are clipped to the canvas, and a box less
             than this many pixels wide or high is removed. This is the augmentation's policy for
@@ -49,7 +43,7 @@ class Augmentation:
     """
 
     flip_prob: float = 0.5
-    scale: float = 0.25
+    zoom: float = 0.25
     translate: float = 0.1
     min_box_size: float = 2.0
     hue: float = 0.015
@@ -59,8 +53,8 @@ class Augmentation:
     def __post_init__(self) -> None:
         if not 0 <= self.flip_prob <= 1:
             raise ValueError(f"flip_prob must be in [0, 1], got {self.flip_prob}")
-        if not 0 <= self.scale < 1:
-            raise ValueError(f"scale must be in [0, 1), got {self.scale}")
+        if not 0 <= self.zoom < 1:
+            raise ValueError(f"zoom must be in [0, 1), got {self.zoom}")
         for name in ("translate", "min_box_size", "hue", "saturation", "value"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -77,58 +71,6 @@ def decode_image(data: tf.Tensor) -> tf.Tensor:
     return image
 
 
-def letterbox(
-    image: tf.Tensor, boxes: tf.Tensor, size: Sequence[int]
-) -> tuple[tf.Tensor, tf.Tensor, tuple[tf.Tensor, tf.Tensor, tf.Tensor]]:
-    """Fit ``image`` into a ``size`` canvas keeping its aspect ratio, centred on grey bars.
-
-    ``s = min(H / h, W / w)``; ``pad_y = floor((H - round(h s)) / 2)``, ``pad_x`` likewise; a point
-    moves as ``x' = s x + pad_x``, ``y' = s y + pad_y``.
-
-    Args:
-        image: ``(h, w, 3)`` uint8 (or float in [0, 1]).
-        boxes: ``(n, 4)`` xyxy in image pixels.
-        size: ``(H, W)`` canvas size.
-
-    Returns:
-        ``(canvas, boxes, (scale, pad_y, pad_x))``: ``(H, W, 3)`` float32 in [0, 1], ``(n, 4)``
-        float32 xyxy in canvas pixels, and float32 scalars for :func:`unletterbox_boxes`.
-    """
-    out_h, out_w = (int(v) for v in size)
-    image = tf.image.convert_image_dtype(image, tf.float32)
-    shape = tf.cast(tf.shape(image), tf.float32)
-    h, w = shape[0], shape[1]
-    scale = tf.minimum(out_h / h, out_w / w)
-    # Pads come from the rounded size so they are whole pixels and never negative; the image and
-    # the boxes still use the exact ``scale``.
-    pad_y = tf.floor((out_h - tf.round(h * scale)) / 2)
-    pad_x = tf.floor((out_w - tf.round(w * scale)) / 2)
-    canvas = _resample(image, (out_h, out_w), scale, pad_y, pad_x)
-    boxes = _affine_boxes(boxes, scale, pad_y, pad_x)
-    return canvas, _clip_boxes(boxes, out_h, out_w), (scale, pad_y, pad_x)
-
-
-def unletterbox_boxes(
-    boxes: tf.Tensor, scale: tf.Tensor, pad_y: tf.Tensor, pad_x: tf.Tensor
-) -> tf.Tensor:
-    """Inverse of :func:`letterbox` on boxes: ``x = (x' - pad_x) / s``, ``y = (y' - pad_y) / s``.
-
-    Args:
-        boxes: ``(..., 4)`` xyxy in canvas pixels.
-        scale, pad_y, pad_x: the letterbox parameters (scalars, or shaped to broadcast against
-            ``boxes[..., 0]``, e.g. ``(batch, 1)``).
-
-    Returns:
-        ``(..., 4)`` float32 xyxy in original image pixels.
-    """
-    boxes = tf.cast(boxes, tf.float32)
-    scale = tf.cast(scale, tf.float32)[..., None]
-    pad_y = tf.cast(pad_y, tf.float32)
-    pad_x = tf.cast(pad_x, tf.float32)
-    shift = tf.stack([pad_x, pad_y, pad_x, pad_y], axis=-1)
-    return (boxes - shift) / scale
-
-
 def flip_horizontal(image: tf.Tensor, boxes: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """Mirror left-right: ``x' = W - x`` (so ``x_min' = W - x_max``)."""
     width = tf.cast(tf.shape(image)[1], tf.float32)
@@ -137,7 +79,7 @@ def flip_horizontal(image: tf.Tensor, boxes: tf.Tensor) -> tuple[tf.Tensor, tf.T
     return tf.reverse(image, axis=[1]), flipped
 
 
-def scale_translate(
+def zoom_shift(
     image: tf.Tensor,
     boxes: tf.Tensor,
     classes: tf.Tensor,
@@ -164,8 +106,8 @@ def scale_translate(
     zoom = tf.cast(zoom, tf.float32)
     t_y = (1.0 - zoom) * (height / 2) + tf.cast(shift_y, tf.float32)
     t_x = (1.0 - zoom) * (width / 2) + tf.cast(shift_x, tf.float32)
-    image = _resample(image, (height, width), zoom, t_y, t_x)
-    boxes = _clip_boxes(_affine_boxes(boxes, zoom, t_y, t_x), height, width)
+    image = resample(image, (height, width), zoom, t_y, t_x)
+    boxes = clip_boxes(affine_boxes(boxes, zoom, t_y, t_x), height, width)
     keep = (boxes[:, 2] - boxes[:, 0] >= min_box_size) & (boxes[:, 3] - boxes[:, 1] >= min_box_size)
     return image, tf.boolean_mask(boxes, keep), tf.boolean_mask(classes, keep)
 
@@ -214,11 +156,11 @@ def random_augment(
         lambda: flip_horizontal(image, boxes),
         lambda: (image, tf.cast(boxes, tf.float32)),
     )
-    image, boxes, classes = scale_translate(
+    image, boxes, classes = zoom_shift(
         image,
         boxes,
         classes,
-        1.0 + config.scale * zoom,
+        1.0 + config.zoom * zoom,
         config.translate * height * shift_y,
         config.translate * width * shift_x,
         min_box_size=config.min_box_size,
@@ -253,7 +195,8 @@ def make_dataset(
         classes    (B, max_boxes) int32, -1 after num_boxes
         num_boxes  (B,) int32
         index      (B,) int64 position in ``annotations``
-        scale, pad_y, pad_x  (B,) float32 letterbox parameters (:func:`unletterbox_boxes`);
+        ratio, pad_y, pad_x  (B,) float32 letterbox parameters
+                   (:func:`kyolo.geometry.unletterbox_boxes`);
                    they describe the letterbox only, not the training augmentation.
 
     The last batch may be smaller. Element order and content depend only on ``seed``
@@ -305,7 +248,7 @@ def make_dataset(
         )
         boxes = all_boxes[offsets[index] : offsets[index + 1]]
         classes = all_classes[offsets[index] : offsets[index + 1]]
-        image, boxes, (scale, pad_y, pad_x) = letterbox(image, boxes, (out_h, out_w))
+        image, boxes, (ratio, pad_y, pad_x) = letterbox(image, boxes, (out_h, out_w))
         if aug_config is not None:
             image, boxes, classes = random_augment(image, boxes, classes, seed_pair, aug_config)
         return {
@@ -313,7 +256,7 @@ def make_dataset(
             "boxes": boxes,
             "classes": classes,
             "index": index,
-            "scale": scale,
+            "ratio": ratio,
             "pad_y": pad_y,
             "pad_x": pad_x,
         }
@@ -389,35 +332,3 @@ def _pad(example: dict[str, tf.Tensor], max_boxes: int) -> dict[str, tf.Tensor]:
         "classes": tf.ensure_shape(classes, [max_boxes]),
         "num_boxes": num,
     }
-
-
-def _resample(
-    image: tf.Tensor, size: tuple[int, int], scale: tf.Tensor, t_y: tf.Tensor, t_x: tf.Tensor
-) -> tf.Tensor:
-    """``(h, w, 3)`` float → ``size`` canvas with ``out(s y + t_y, s x + t_x) = image(y, x)``.
-
-    Bilinear (triangle kernel) with antialiasing when shrinking. ScaleAndTranslate writes 0 where
-    no input pixel reaches and renormalises partial kernels at the image border, so resampling
-    ``image - PAD_VALUE`` and adding it back gives grey outside and no grey halo inside.
-    """
-    out = tf.raw_ops.ScaleAndTranslate(
-        images=image[None] - PAD_VALUE,
-        size=tf.constant(size, tf.int32),
-        scale=tf.stack([scale, scale]),
-        translation=tf.stack([t_y, t_x]),
-        kernel_type="triangle",
-        antialias=True,
-    )
-    # Rounding in the renormalised weights can step a hair outside [0, 1].
-    out = tf.clip_by_value(out[0] + PAD_VALUE, 0.0, 1.0)
-    return tf.ensure_shape(out, [size[0], size[1], 3])
-
-
-def _affine_boxes(boxes: tf.Tensor, scale: tf.Tensor, t_y: tf.Tensor, t_x: tf.Tensor) -> tf.Tensor:
-    boxes = tf.reshape(tf.cast(boxes, tf.float32), [-1, 4])
-    return boxes * scale + tf.stack([t_x, t_y, t_x, t_y])
-
-
-def _clip_boxes(boxes: tf.Tensor, height: int, width: int) -> tf.Tensor:
-    upper = tf.constant([width, height, width, height], tf.float32)
-    return tf.minimum(tf.maximum(boxes, 0.0), upper)

@@ -18,6 +18,14 @@ MODELS: dict[str, Callable[..., keras.Model]] = {
 }
 
 
+STRIDES: dict[str, tuple[int, ...]] = {
+    "yolov3": (32, 16, 8),
+    "yolov3_tiny": (32, 16),
+    "nano": (16, 8),
+}
+"""The strides each model builds by default, in its output order (deepest first)."""
+
+
 def build_model(name: str, cfg: YoloConfig, **kwargs: Any) -> keras.Model:
     """Build the model registered as ``name`` for ``cfg``; ``kwargs`` go to its builder."""
     if name not in MODELS:
@@ -25,4 +33,4 @@ def build_model(name: str, cfg: YoloConfig, **kwargs: Any) -> keras.Model:
     return MODELS[name](cfg, **kwargs)
 
 
-__all__ = ["MODELS", "build_model", "nano", "yolov3", "yolov3_tiny"]
+__all__ = ["MODELS", "STRIDES", "build_model", "nano", "yolov3", "yolov3_tiny"]

@@ -5,17 +5,15 @@ import tensorflow as tf
 from kyolo.config import YoloConfig
 from kyolo.data.annotations import Annotation
 from kyolo.data.pipeline import (
-    PAD_VALUE,
     Augmentation,
     decode_image,
     flip_horizontal,
     hsv_jitter,
-    letterbox,
     make_dataset,
     random_augment,
-    scale_translate,
-    unletterbox_boxes,
+    zoom_shift,
 )
+from kyolo.geometry import PAD_VALUE, letterbox, unletterbox_boxes
 
 # An edge at a fractional position leaves a partly covered pixel; thresholding the ink at half
 # coverage rounds the edge to the nearest pixel boundary, so the ink's pixel box is within half a
@@ -90,11 +88,11 @@ def test_flip_is_exact():
     "zoom, shift_y, shift_x",
     [(1.0, 3.0, -5.0), (0.8, 2.5, 6.25), (1.3, -4.0, 1.5), (0.75, 0.0, 0.0)],
 )
-def test_scale_translate_moves_boxes_with_pixels(zoom, shift_y, shift_x):
+def test_zoom_shift_moves_boxes_with_pixels(zoom, shift_y, shift_x):
     height, width = 64, 96
     box = (30, 20, 55, 41)
     image = tf.constant(_image_with_box(height, width, box, dtype=np.float32))
-    out, boxes, classes = scale_translate(
+    out, boxes, classes = zoom_shift(
         image, tf.constant([box], tf.float32), tf.constant([4]), zoom, shift_y, shift_x
     )
     x0, y0, x1, y1 = box
@@ -109,15 +107,15 @@ def test_scale_translate_moves_boxes_with_pixels(zoom, shift_y, shift_x):
     np.testing.assert_allclose(_ink_box(out), expected, atol=PIXEL_TOLERANCE)
 
 
-def test_scale_translate_clips_and_removes_small_boxes():
+def test_zoom_shift_clips_and_removes_small_boxes():
     image = tf.zeros((64, 64, 3))
     boxes = tf.constant([[0, 0, 10, 10], [20, 20, 40, 40], [50, 5, 63, 20]], tf.float32)
     # Shift left by 9: the first box keeps 1 px (< 2 px, removed).
-    _, moved, classes = scale_translate(image, boxes, tf.constant([0, 1, 2]), 1.0, 0.0, -9.0)
+    _, moved, classes = zoom_shift(image, boxes, tf.constant([0, 1, 2]), 1.0, 0.0, -9.0)
     np.testing.assert_allclose(moved.numpy(), [[11, 20, 31, 40], [41, 5, 54, 20]])
     np.testing.assert_array_equal(classes.numpy(), [1, 2])
     # Shift right by 20: the third box leaves the canvas (clipped to zero width, removed).
-    _, moved, classes = scale_translate(image, boxes, tf.constant([0, 1, 2]), 1.0, 0.0, 20.0)
+    _, moved, classes = zoom_shift(image, boxes, tf.constant([0, 1, 2]), 1.0, 0.0, 20.0)
     np.testing.assert_allclose(moved.numpy(), [[20, 0, 30, 10], [40, 20, 60, 40]])
     np.testing.assert_array_equal(classes.numpy(), [0, 1])
 
@@ -125,7 +123,7 @@ def test_scale_translate_clips_and_removes_small_boxes():
 def test_random_augment_moves_boxes_with_pixels_and_is_seeded():
     box = (30, 20, 55, 41)
     image = tf.constant(_image_with_box(64, 96, box, dtype=np.float32))
-    geometry_only = Augmentation(scale=0.3, translate=0.1, hue=0, saturation=0, value=0)
+    geometry_only = Augmentation(zoom=0.3, translate=0.1, hue=0, saturation=0, value=0)
 
     def run(seed, config=geometry_only):
         return random_augment(
@@ -141,7 +139,7 @@ def test_random_augment_moves_boxes_with_pixels_and_is_seeded():
         np.testing.assert_array_equal(boxes_again.numpy(), boxes.numpy())
     # Without zoom and shift the geometry is exactly the flip, or nothing.
     for prob, expected in [(1.0, [96 - 55, 20, 96 - 30, 41]), (0.0, box)]:
-        config = Augmentation(flip_prob=prob, scale=0, translate=0, hue=0, saturation=0, value=0)
+        config = Augmentation(flip_prob=prob, zoom=0, translate=0, hue=0, saturation=0, value=0)
         out, boxes, _ = run(0, config)
         np.testing.assert_array_equal(boxes.numpy()[0], expected)
         np.testing.assert_array_equal(_ink_box(out), expected)
@@ -210,7 +208,7 @@ def test_make_dataset_eval_shapes_and_boxes(annotations):
         for k, index in enumerate(batch["index"].numpy()):
             n = int(batch["num_boxes"][k])
             back = unletterbox_boxes(
-                batch["boxes"][k, :n], batch["scale"][k], batch["pad_y"][k], batch["pad_x"][k]
+                batch["boxes"][k, :n], batch["ratio"][k], batch["pad_y"][k], batch["pad_x"][k]
             )
             np.testing.assert_allclose(back.numpy(), annotations[index].boxes, atol=1e-3)
 
