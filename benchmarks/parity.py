@@ -1,7 +1,8 @@
-"""Measured distance of kyolo's losses from the independent NumPy references in ``tests/``.
+"""Measured distance of kyolo's losses from the independent NumPy references in ``references/``.
 
 The parity tests assert bounds (keras-yolo3 rel 1e-5, YOLOv5 rel 1e-4); this prints the actual
-worst relative errors over the tests' cases. Run from the repository root::
+worst relative errors over the shared cases (``references/cases.py``). From the repository
+root::
 
     .venv/bin/python -m benchmarks.parity        # ~20 s
 """
@@ -12,15 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from kyolo.compat import keras_yolo3
-from tests import test_loss_v3 as v3
-from tests import test_loss_v5 as v5
-from tests.reference import keras_yolo3_np, yolov5_np
-
-V3_CASES = [
-    ((416, 416), v3.ANCHORS, [3, 0, 10, 6]),
-    ((320, 608), v3.ANCHORS, [0, 12, 2]),
-    ((256, 192), v3.TINY_ANCHORS, [5, 0, 12]),
-]
+from references import cases, keras_yolo3_np, yolov5_np
 
 
 def relative(got: np.ndarray, want: np.ndarray) -> float:
@@ -35,10 +28,10 @@ def compiled_loss(anchors: np.ndarray):
 
 
 def keras_yolo3_errors() -> tuple[float, float]:
-    """Worst relative loss error, eager and under XLA, over :data:`V3_CASES` (80 classes)."""
+    """Worst relative loss error, eager and under XLA, over ``cases.V3_CASES`` (80 classes)."""
     eager = xla = 0.0
-    for shape, anchors, counts in V3_CASES:
-        outputs, y_true = v3.make_case(sum(shape), shape, anchors, counts)
+    for shape, anchors, counts in cases.V3_CASES:
+        outputs, y_true = cases.make_v3_case(sum(shape), shape, anchors, counts)
         want = keras_yolo3_np.yolo_loss(outputs, y_true, anchors, 80)
         compiled = tf.function(compiled_loss(anchors), jit_compile=True)
         eager = max(eager, relative(keras_yolo3.yolo_loss([*outputs, *y_true], anchors, 80), want))
@@ -49,9 +42,9 @@ def keras_yolo3_errors() -> tuple[float, float]:
 def yolov5_errors() -> tuple[float, float]:
     """Worst relative loss and gradient-norm error of ``compute_loss`` over the v5 test cases."""
     loss_error = grad_error = 0.0
-    for (p, targets, anchors, strides), extra in v5.CASES.values():
-        hyp = {**v5.HYP, **extra}
-        loss, _, grads = v5.run_kyolo(p, targets, anchors, strides, hyp)
+    for (p, targets, anchors, strides), extra in cases.V5_CASES.values():
+        hyp = {**cases.HYP, **extra}
+        loss, _, grads = cases.run_compute_loss(p, targets, anchors, strides, hyp)
         want, _ = yolov5_np.compute_loss(p, targets, anchors, strides, hyp)
         want_grads = yolov5_np.compute_loss_grad(p, targets, anchors, strides, hyp)
         loss_error = max(loss_error, relative(loss, want))
@@ -66,10 +59,10 @@ def main() -> None:
     loss, grad = yolov5_errors()
     print("| reference | quantity | worst relative error |")
     print("|---|---|---|")
-    print(f"| keras-yolo3 `yolo_loss` ({len(V3_CASES)} cases) | loss, eager | {eager:.1e} |")
-    print(f"| keras-yolo3 `yolo_loss` ({len(V3_CASES)} cases) | loss, XLA | {xla:.1e} |")
-    print(f"| YOLOv5 `ComputeLoss` ({len(v5.CASES)} cases) | loss | {loss:.1e} |")
-    print(f"| YOLOv5 `ComputeLoss` ({len(v5.CASES)} cases) | gradient (norm) | {grad:.1e} |")
+    print(f"| keras-yolo3 `yolo_loss` ({len(cases.V3_CASES)} cases) | loss, eager | {eager:.1e} |")
+    print(f"| keras-yolo3 `yolo_loss` ({len(cases.V3_CASES)} cases) | loss, XLA | {xla:.1e} |")
+    print(f"| YOLOv5 `ComputeLoss` ({len(cases.V5_CASES)} cases) | loss | {loss:.1e} |")
+    print(f"| YOLOv5 `ComputeLoss` ({len(cases.V5_CASES)} cases) | gradient (norm) | {grad:.1e} |")
 
 
 if __name__ == "__main__":

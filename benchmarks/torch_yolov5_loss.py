@@ -5,7 +5,7 @@ pandas, ...), so this is a minimal port of ultralytics/yolov5 ``utils/loss.py`` 
 ``ComputeLoss.__call__`` and ``build_targets``, ``sort_obj_iou = False``, ``gr = 1.0``, no
 autobalance) and ``utils/metrics.py`` ``bbox_iou(..., CIoU=True)``, line for line, with the model
 replaced by its anchors. ``--check`` asserts it agrees with the project's independent NumPy
-reference ``tests/reference/yolov5_np.py``.
+reference ``references/yolov5_np.py``.
 
 Runs with torch and numpy only (no TensorFlow), so it can live in another virtual environment;
 ``benchmarks/loss_speed.py`` starts it as a subprocess::
@@ -148,7 +148,7 @@ class ComputeLoss:
 
 
 def check_against_numpy_reference(seed: int = 0) -> tuple[float, float]:
-    """Assert the port matches ``tests/reference/yolov5_np.py`` on a small case; return both."""
+    """Assert the port matches ``references/yolov5_np.py`` on a small case; return both."""
     path = pathlib.Path(__file__).resolve().parents[1] / "tests" / "reference" / "yolov5_np.py"
     spec = importlib.util.spec_from_file_location("yolov5_np", path)
     ref = importlib.util.module_from_spec(spec)

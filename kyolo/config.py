@@ -33,7 +33,6 @@ IGNORE_AGAINST = ("scale", "image")
 TARGET_LAYOUTS = ("dense", "sparse")
 ASSIGNERS = ("best_anchor", "best_anchor_per_scale", "multi_anchor", "ratio")
 DECODES = ("v3", "v5")
-BOX_LOSSES = ("keras_yolo3", "mse", "iou", "giou", "diou", "ciou")
 SCORE_LOSSES = ("bce", "mse")
 OBJ_TARGETS = ("one", "iou")
 TERM_REDUCTIONS = ("sum", "mean")
@@ -82,7 +81,8 @@ class LossConfig:
     where ``w`` is the ignore mask (× the OHEM selection). ``term_reduction`` turns the sums into
     YOLOv5's means. Attributes:
 
-        box_loss: ``"keras_yolo3"`` (xy BCE on the in-cell offset + ½·MSE of log-wh, weighted by
+        box_loss: a name in :data:`kyolo.losses.box.BOX_LOSSES` (checked when a ``YoloLoss`` is
+            built): ``"keras_yolo3"`` (xy BCE on the in-cell offset + ½·MSE of log-wh, weighted by
             2 − w·h), ``"mse"`` (squared error of in-cell xy and of log or sqrt wh: YOLOv1/v2, the
             training study), or ``1 − X`` for ``X`` in ``"iou"``, ``"giou"``, ``"diou"``,
             ``"ciou"`` (computed in grid-cell units, i.e. pixels up to scale).
@@ -144,12 +144,9 @@ class LossConfig:
             set_(self, "ignore_thresh", float(self.ignore_thresh))
         if self.obj_pos_weight != "auto":
             set_(self, "obj_pos_weight", float(self.obj_pos_weight))
-        _check_choice("box_loss", self.box_loss, BOX_LOSSES)
         _check_choice("score_loss", self.score_loss, SCORE_LOSSES)
         _check_choice("obj_target", self.obj_target, OBJ_TARGETS)
         _check_choice("term_reduction", self.term_reduction, TERM_REDUCTIONS)
-        if self.sqrt_wh and self.box_loss != "mse":
-            raise ValueError(f"sqrt_wh applies to box_loss='mse' only, got {self.box_loss!r}")
         gains = (self.box_gain, self.obj_gain, self.cls_gain, self.noobj_weight)
         if min(gains) < 0 or (self.balance is not None and min(self.balance) < 0):
             raise ValueError("gains, noobj_weight and balance must be >= 0")
@@ -292,9 +289,6 @@ class YoloConfig:
             )
         if min(self.xy_scale(s) for s in range(self.num_scales)) < 1:
             raise ValueError(f"scale_xy must be >= 1, got {self.scale_xy}")
-        plain_v3 = self.decode == "v3" and {self.xy_scale(s) for s in range(self.num_scales)} == {1}
-        if self.loss.box_loss == "keras_yolo3" and not plain_v3:
-            raise ValueError("box_loss='keras_yolo3' needs decode='v3' and scale_xy=1")
         # These assigners may put one box on several slots of a scale, more positives than the
         # per-scale box list (max_boxes rows) of the ignore mask can hold.
         if (

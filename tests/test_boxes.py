@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from kyolo import boxes as kb
-from tests.reference import boxes_np as ref
+from references import boxes_np as ref
 
 PAIR_FUNCS = ["iou", "giou", "diou", "ciou"]
 

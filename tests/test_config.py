@@ -45,8 +45,6 @@ def test_preset_values_follow_their_sources():
 @pytest.mark.parametrize(
     "changes, message",
     [
-        (dict(decode="v5"), "keras_yolo3' needs decode='v3'"),
-        (dict(scale_xy=1.1), "keras_yolo3' needs decode='v3'"),
         (dict(assigner="ratio"), "needs ignore_against='image'"),
         (dict(assigner="multi_anchor"), "needs ignore_against='image'"),
         (dict(scale_xy=(1.0, 1.0)), "one value per scale"),
@@ -64,8 +62,6 @@ def test_inconsistent_head_settings_raise(changes, message):
 @pytest.mark.parametrize(
     "changes, message",
     [
-        (dict(box_loss="l1"), "box_loss must be one of"),
-        (dict(sqrt_wh=True), "sqrt_wh applies to box_loss='mse'"),
         (dict(score_loss="mse", focal_gamma=2.0), "use score_loss='bce'"),
         (dict(score_loss="mse", obj_pos_weight="auto"), "use score_loss='bce'"),
         (dict(obj_pos_weight="sometimes"), "could not convert"),
@@ -77,3 +73,57 @@ def test_inconsistent_head_settings_raise(changes, message):
 def test_inconsistent_loss_settings_raise(changes, message):
     with pytest.raises(ValueError, match=message):
         LossConfig(**changes)
+
+
+def test_with_geometry_of_the_yolov3_preset_on_its_own_model_is_the_preset():
+    from kyolo.anchors import preset_anchors
+
+    anchors = preset_anchors(YOLOV3, 9, (416, 416))
+    assert (
+        YOLOV3.with_geometry(
+            strides=(32, 16, 8), input_size=(416, 416), num_classes=80, anchors=anchors
+        )
+        == YOLOV3
+    )
+    assert (
+        YOLOV3.with_geometry(strides=(32, 16, 8), input_size=(416, 416), num_classes=80) == YOLOV3
+    )
+
+
+def test_with_geometry_reorders_per_scale_values_by_stride():
+    from kyolo.anchors import preset_anchors
+
+    anchors = preset_anchors(YOLOV5, 9, (416, 416))
+    cfg = YOLOV5.with_geometry(
+        strides=(32, 16, 8), input_size=(416, 416), num_classes=80, anchors=anchors
+    )
+    assert cfg.input_size == (416, 416) and cfg.strides == (32, 16, 8)
+    assert cfg.masks == ((6, 7, 8), (3, 4, 5), (0, 1, 2))
+    assert cfg.loss.balance == tuple(reversed(YOLOV5.loss.balance))
+    assert cfg.anchors == tuple((round(w * 416 / 640, 2), round(h * 416 / 640, 2))
+                                for w, h in YOLOV5.anchors)  # fmt: skip
+
+
+def test_with_geometry_on_two_scales_takes_the_smallest_anchors_finest_first():
+    anchors = [[4, 5], [6, 8], [10, 14], [16, 20], [24, 30], [34, 40]]
+    cfg = YOLOV5.with_geometry(strides=(16, 8), input_size=(64, 96), num_classes=3, anchors=anchors)
+    assert cfg.masks == ((3, 4, 5), (0, 1, 2)) and cfg.num_classes == 3
+    assert cfg.loss.balance == (1.0, 4.0) and cfg.input_size == (64, 96)
+    with pytest.raises(ValueError, match="not for \\[64\\]"):
+        YOLOV5.with_geometry(strides=(64,), input_size=(64, 64), num_classes=1, anchors=anchors[:3])
+    with pytest.raises(ValueError, match="5 anchors given, the model needs 6"):
+        YOLOV5.with_geometry(
+            strides=(16, 8), input_size=(64, 64), num_classes=1, anchors=anchors[:5]
+        )
+    with pytest.raises(ValueError, match="the model needs 6 in 2"):
+        YOLOV5.with_geometry(strides=(16, 8), input_size=(64, 64), num_classes=1)
+
+
+def test_with_overrides_parses_json_values_and_names_bad_items():
+    cfg = YOLOV3.with_overrides(["max_boxes=7", "loss.box_loss=ciou", "loss.balance=[1, 2, 3]"])
+    assert cfg.max_boxes == 7 and cfg.loss.box_loss == "ciou" and cfg.loss.balance == (1, 2, 3)
+    assert YOLOV3.with_overrides(["loss.ignore_thresh=null"]).loss.ignore_thresh is None
+    with pytest.raises(ValueError, match="expected FIELD=VALUE"):
+        YOLOV3.with_overrides(["max_boxes"])
+    with pytest.raises(ValueError, match="--set: .*unexpected keyword argument 'nonsense'"):
+        YOLOV3.with_overrides(["nonsense=1"])

@@ -109,10 +109,12 @@ def prepare(args: argparse.Namespace) -> tuple[list, list, list[str], Any]:
     """``(train annotations, val annotations, class names, config)``, all checked."""
     from kyolo.data import AnnotationError
     from kyolo.data.pipeline import check_box_counts
+    from kyolo.losses.box import get_box_loss
 
     try:
         train_ann, val_ann, names = load_data(args)
         cfg = build_config(args, train_ann, len(names))
+        get_box_loss(cfg)  # an unknown or inconsistent box loss fails here, named
         check_box_counts([*train_ann, *val_ann], cfg.max_boxes)
     except (AnnotationError, OSError, ValueError) as err:
         raise InvalidInput(str(err)) from err

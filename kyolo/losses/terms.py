@@ -5,7 +5,7 @@ rows, ``C`` classes, ``P`` the fixed bound on an image's positive slots
 (:func:`kyolo.targets.target_rows`).
 Box and class terms see only the ``(b, P, ...)`` rows gathered at the positives; objectness is
 dense over the ``S`` slots. Every term returns a per-image ``(b,)`` float32 sum; :class:`YoloLoss`
-weights and normalises them. Box terms of the other families are in :mod:`kyolo.losses.box`,
+weights and normalises them. Box terms and their registry are in :mod:`kyolo.losses.box`,
 elementwise score losses in :mod:`kyolo.losses.scores`.
 """
 
@@ -16,7 +16,6 @@ from collections.abc import Callable
 import tensorflow as tf
 
 from kyolo.boxes import iou
-from kyolo.losses.scores import bce_with_logits
 
 
 def ignore_mask(
@@ -57,38 +56,6 @@ def ignore_mask(
         (tf.stop_gradient(pred_boxes), true_boxes, valid),
         fn_output_signature=tf.float32,
     )
-
-
-def keras_yolo3_box_terms(
-    y_true: tf.Tensor,
-    logits: tf.Tensor,
-    cell: tf.Tensor,
-    anchors_norm: tf.Tensor,
-    grid_wh: tf.Tensor,
-) -> tuple[tf.Tensor, tf.Tensor]:
-    """keras-yolo3 box loss: xy BCE against the in-cell offset, wh ½·MSE in log space.
-
-    Both are weighted by ``box_loss_scale = 2 − w·h`` (small boxes count more) and summed over
-    assigned slots.
-
-    Args:
-        y_true: ``(b, P, 5 + C)`` targets of the rows (xywh normalised to the input image),
-            objectness 0 at rows that are not positive.
-        logits: ``(b, P, 5 + C)`` raw predictions of the same slots.
-        cell: ``(b, P, 2)`` the slot's cell column/row; ``anchors_norm``: ``(b, P, 2)`` its
-            anchor as a fraction of the input; ``grid_wh``: ``(2,)`` grid width and height.
-    Returns:
-        ``xy (b,)``, ``wh (b,)``.
-    """
-    positive = y_true[..., 4:5] > 0
-    obj = tf.cast(positive, tf.float32)
-    weight = obj * (2.0 - y_true[..., 2:3] * y_true[..., 3:4])
-    target_xy = tf.where(positive, y_true[..., :2] * grid_wh - cell, 0.0)
-    # log(0) at empty slots is masked before the log, not after, to keep gradients finite.
-    target_wh = tf.math.log(tf.where(positive, y_true[..., 2:4] / anchors_norm, 1.0))
-    xy = weight * bce_with_logits(target_xy, logits[..., :2])
-    wh = weight * 0.5 * tf.square(target_wh - logits[..., 2:4])
-    return per_image(xy), per_image(wh)
 
 
 def objectness_term(positive: tf.Tensor, loss: tf.Tensor, negative_weight: tf.Tensor) -> tf.Tensor:

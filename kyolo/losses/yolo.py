@@ -10,13 +10,7 @@ import tensorflow as tf
 
 from kyolo import boxes
 from kyolo.config import YoloConfig
-from kyolo.decode import (
-    decode_cells,
-    decode_xywh,
-    grid_size_wh,
-    log_wh_ratio,
-    slot_cell_anchor,
-)
+from kyolo.decode import decode_cells, decode_xywh, grid_size_wh, slot_cell_anchor
 from kyolo.losses import box, head, terms
 from kyolo.losses.ohem import hard_negatives
 from kyolo.losses.scores import score_loss
@@ -80,7 +74,7 @@ def _nan_unless_finite(values: Any) -> tf.Tensor:
 
 @keras.saving.register_keras_serializable(package="kyolo")
 class YoloLoss(keras.losses.Loss):
-    """YOLO loss of one output scale, as ``config.loss`` (:class:`kyolo.config.LossConfig`) says.
+    """YOLO loss of one output scale, as ``cfg.loss`` (:class:`kyolo.config.LossConfig`) says.
 
     Per image the terms of :mod:`kyolo.losses.terms` and :mod:`kyolo.losses.box` (see
     :meth:`components`); Keras' ``reduction="sum_over_batch_size"`` averages them over images and
@@ -98,7 +92,7 @@ class YoloLoss(keras.losses.Loss):
     means are averages of per-replica means (see ``docs/losses.md``).
 
     Args:
-        config: the head configuration (or its ``to_dict()``).
+        cfg: the head configuration (or its ``to_dict()``).
         scale: which output this instance scores.
 
     ``y_true`` is one scale's target from :mod:`kyolo.encode` (batched); ``y_pred`` the raw
@@ -107,30 +101,30 @@ class YoloLoss(keras.losses.Loss):
 
     def __init__(
         self,
-        config: YoloConfig | dict[str, Any],
+        cfg: YoloConfig | dict[str, Any],
         scale: int,
         reduction: str = "sum_over_batch_size",
         name: str | None = None,
         dtype: str | None = None,
     ) -> None:
         super().__init__(name=name or f"yolo_loss_{scale}", reduction=reduction, dtype=dtype)
-        self.config = YoloConfig.from_any(config)
-        if not 0 <= scale < self.config.num_scales:
-            raise ValueError(f"scale must be in [0, {self.config.num_scales}), got {scale}")
+        self.cfg = YoloConfig.from_any(cfg)
+        if not 0 <= scale < self.cfg.num_scales:
+            raise ValueError(f"scale must be in [0, {self.cfg.num_scales}), got {scale}")
         self.scale = scale
+        self.box_loss = box.get_box_loss(self.cfg)
 
     @property
     def component_names(self) -> tuple[str, ...]:
-        """Keys of :meth:`components`: ``xy, wh`` for the keras-yolo3 and MSE box losses."""
-        split_box = self.config.loss.box_loss in ("keras_yolo3", "mse")
-        return ("xy", "wh", "obj", "cls") if split_box else ("box", "obj", "cls")
+        """Keys of :meth:`components`: the box loss's (``xy, wh`` or ``box``), ``obj``, ``cls``."""
+        return (*self.box_loss.components, "obj", "cls")
 
     def components(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> dict[str, tf.Tensor]:
         """The loss by :attr:`component_names`: ``(b,)`` per-image values, weighted and normalised.
 
         Gains, balance and ``term_reduction`` are applied; Keras' reduction is not.
         """
-        cfg, spec = self.config, self.config.loss
+        cfg, spec, box_loss = self.cfg, self.cfg.loss, self.box_loss
         check_shapes(y_true, y_pred, cfg, self.scale)
         shape = tf.shape(y_pred)
         size = shape[1] * shape[2] * cfg.anchors_per_scale
@@ -141,12 +135,16 @@ class YoloLoss(keras.losses.Loss):
         grid_wh = grid_size_wh(shape)
         cell, anchor = slot_cell_anchor(slot, shape[2], cfg.anchors_per_scale)
         pred = true = overlap = None
-        if spec.box_loss != "keras_yolo3" or spec.obj_target == "iou":
+        if box_loss.decoded or spec.obj_target == "iou":
             pred = decode_cells(row_logits, cfg, self.scale, anchor)
             true = box.target_in_cells(rows, cell, grid_wh)
-        if spec.box_loss in box.OVERLAPS or spec.obj_target == "iou":
-            overlap = box.OVERLAPS.get(spec.box_loss, boxes.iou)(pred, true)
-        sums = self._box_terms(rows, row_logits, pred, true, overlap, cell, anchor, grid_wh)
+        if box_loss.overlap is not None or spec.obj_target == "iou":
+            overlap = (box_loss.overlap or boxes.iou)(pred, true)
+        anchors = tf.gather(tf.constant(cfg.scale_anchors(self.scale)), anchor)
+        stride = float(cfg.strides[self.scale])
+        sums = box_loss.terms(
+            box.BoxRows(rows, row_logits, pred, true, overlap, cell, anchors, stride, grid_wh, cfg)
+        )
 
         obj_label = positive
         if spec.obj_target == "iou":
@@ -183,46 +181,9 @@ class YoloLoss(keras.losses.Loss):
     def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
         return tf.add_n(list(self.components(y_true, y_pred).values()))
 
-    def _box_terms(
-        self,
-        rows: tf.Tensor,
-        logits: tf.Tensor,
-        pred: tf.Tensor | None,
-        true: tf.Tensor | None,
-        overlap: tf.Tensor | None,
-        cell: tf.Tensor,
-        anchor: tf.Tensor,
-        grid_wh: tf.Tensor,
-    ) -> dict[str, tf.Tensor]:
-        """Per-image box sums of the configured ``box_loss`` (keyed as in the components).
-
-        All on the ``(b, P, ...)`` positive rows: targets ``rows``, raw ``logits``, decoded
-        ``pred`` and ``true`` in cells, their ``overlap``, the slot's ``cell`` and ``anchor``.
-        """
-        cfg, spec = self.config, self.config.loss
-        anchors = tf.gather(tf.constant(cfg.scale_anchors(self.scale)), anchor)
-        stride = float(cfg.strides[self.scale])
-        if spec.box_loss == "keras_yolo3":
-            xy, wh = terms.keras_yolo3_box_terms(
-                rows, logits, cell, anchors / (grid_wh * stride), grid_wh
-            )
-        elif spec.box_loss == "mse":
-            xy, wh = box.mse_box_terms(
-                pred[..., :2],
-                log_wh_ratio(logits[..., 2:4], cfg.decode),
-                true,
-                anchors / stride,
-                grid_wh,
-                rows[..., 4],
-                spec.sqrt_wh,
-            )
-        else:
-            return {"box": box.overlap_box_term(overlap, rows[..., 4])}
-        return {"xy": xy, "wh": wh}
-
     def _obj_pos_weight(self, positive: tf.Tensor) -> float | tf.Tensor:
         """``obj_pos_weight``, or the study's ``0.5 · (slots − positives) / positives``."""
-        weight = self.config.loss.obj_pos_weight
+        weight = self.cfg.loss.obj_pos_weight
         if weight != "auto":
             return weight
         count = tf.reduce_sum(positive)
@@ -241,7 +202,7 @@ class YoloLoss(keras.losses.Loss):
 
         ``rows`` and ``positive`` are :func:`kyolo.targets.target_rows`' rows and objectness.
         """
-        cfg, spec = self.config, self.config.loss
+        cfg, spec = self.cfg, self.cfg.loss
         weight = spec.noobj_weight
         if spec.ignore_thresh is not None:
             if cfg.ignore_against == "image":
@@ -258,23 +219,23 @@ class YoloLoss(keras.losses.Loss):
 
     def _normalise(self, sums: dict[str, tf.Tensor], positive: tf.Tensor) -> dict[str, tf.Tensor]:
         """Apply gains and ``term_reduction`` to the per-image sums."""
-        cfg, spec = self.config, self.config.loss
+        cfg, spec = self.cfg, self.cfg.loss
         obj_gain = spec.obj_gain * (spec.balance[self.scale] if spec.balance else 1.0)
-        gains = {"xy": spec.box_gain, "wh": spec.box_gain, "box": spec.box_gain}
+        gains = dict.fromkeys(self.box_loss.components, spec.box_gain)
         gains.update(obj=obj_gain, cls=spec.cls_gain)
         if spec.term_reduction == "sum":
             return {key: gains[key] * value for key, value in sums.items()}
         images = tf.cast(tf.shape(positive)[0], tf.float32)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         positives = tf.reduce_sum(positive)
-        counts = {"xy": positives, "wh": positives, "box": positives}
+        counts = dict.fromkeys(self.box_loss.components, positives)
         counts.update(obj=tf.cast(tf.size(positive), tf.float32), cls=positives * cfg.num_classes)
         # mean over images of B · b · s_i / N = B · Σ s_i / N, YOLOv5's batch-level mean × B.
-        scale = images * images * replicas
+        factor = images * images * replicas
         return {
-            key: gains[key] * scale * tf.math.divide_no_nan(value, counts[key])
+            key: gains[key] * factor * tf.math.divide_no_nan(value, counts[key])
             for key, value in sums.items()
         }
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "config": self.config.to_dict(), "scale": self.scale}
+        return {**super().get_config(), "cfg": self.cfg.to_dict(), "scale": self.scale}

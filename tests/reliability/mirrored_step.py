@@ -42,7 +42,7 @@ def freeze_batch_norm(model):
 
 def batch(case: str, cfg):
     """``(images, y_true per scale)``: a global batch of 4; balanced cases repeat boxes 0-1."""
-    from tests.reliability.common import encode_batch, random_boxes
+    from tests.helpers import random_boxes, stack_targets
 
     rng = np.random.default_rng(0)
     counts = CASES[case][2]
@@ -52,7 +52,7 @@ def batch(case: str, cfg):
     else:
         per_image += [random_boxes(rng, n, cfg.num_classes) for n in counts[2:]]
     images = rng.random((BATCH, SIZE, SIZE, 3)).astype(np.float32)
-    return images, tuple(t.numpy() for t in encode_batch(cfg, per_image))
+    return images, tuple(t.numpy() for t in stack_targets(cfg, per_image))
 
 
 def one_step(strategy, case: str) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
@@ -61,7 +61,7 @@ def one_step(strategy, case: str) -> tuple[float, list[np.ndarray], list[np.ndar
 
     from kyolo.losses import YoloLoss
     from kyolo.models import build_model
-    from tests.reliability.common import nano_config
+    from tests.helpers import nano_config
 
     preset, overrides, _ = CASES[case]
     cfg = nano_config(preset, 3, SIZE, *overrides)

@@ -1,7 +1,7 @@
 """Bad data → a clear error naming the file, or a documented policy; the gaps left by tests/data.
 
 Readers' box, JSON/XML/txt and path errors are tested in ``tests/data/`` and the encoder's in
-``tests/test_encode.py``; ``docs/reliability.md`` maps every case to its test.
+``tests/encode/test_encoder.py``; ``docs/reliability.md`` maps every case to its test.
 """
 
 import io
@@ -18,7 +18,7 @@ from kyolo.data.pipeline import check_box_counts, check_images, make_dataset
 from kyolo.encode import encode_targets, target_encoder
 from kyolo.losses import YoloLoss
 from kyolo.models import build_model
-from tests.reliability.common import nano_config
+from tests.helpers import nano_config
 
 
 def test_missing_annotation_files_and_folders_name_the_path(tmp_path):

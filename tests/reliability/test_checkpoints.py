@@ -19,8 +19,8 @@ import zipfile
 import h5py
 import pytest
 
+from tests.helpers import run_module
 from tests.reliability import kill_during_save as k
-from tests.reliability.common import run_module
 
 ATOMIC = ("save_model", "checkpoint", "backup")
 KERAS = ("keras_checkpoint", "keras_backup")

@@ -7,7 +7,7 @@ from PIL import Image
 
 from kyolo.export import export_saved_model
 from kyolo.models import build_model
-from tests.reliability.common import nano_config, run_module
+from tests.helpers import nano_config, run_module
 from training import predict
 from training import train as train_job
 

@@ -11,7 +11,7 @@ losses bit-identical, weights within 1e-7.
 import numpy as np
 import pytest
 
-from tests.reliability.common import run_module
+from tests.helpers import run_module
 
 
 def mirrored_steps(tmp_path_factory, cases):

@@ -8,14 +8,14 @@ import tensorflow as tf
 
 from kyolo.config import PRESETS
 from kyolo.losses import YoloLoss
-from tests.reliability.common import encode_batch, head_shapes, nano_config
+from tests.helpers import head_shapes, nano_config, stack_targets
 
 ONE_BOX = (np.array([[0.4, 0.5, 0.5, 0.6]], np.float32), np.array([1], np.int32))
 LAYOUTS = ["yolov3", "yolov4"]  # y_true layouts: ignore_against "scale" and "image"
 
 
 def targets(cfg, batch=2):
-    return encode_batch(cfg, [ONE_BOX] * batch)
+    return stack_targets(cfg, [ONE_BOX] * batch)
 
 
 def logits(cfg, batch=2, value=0.0):

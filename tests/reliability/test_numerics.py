@@ -1,7 +1,7 @@
 """Numerical extremes: finite losses and gradients for extreme boxes and logits, under XLA, and in
 mixed precision (float16 / bfloat16 models, float32 loss).
 
-Complements ``tests/test_loss_presets.py`` (ordinary boxes, empty images, logits ±1e4, XLA) and
+Complements ``tests/losses/test_presets.py`` (ordinary boxes, empty images, logits ±1e4, XLA) and
 ``tests/test_boxes.py`` (zero-area boxes in every IoU).
 """
 
@@ -13,7 +13,7 @@ import tensorflow as tf
 from kyolo.config import PRESETS
 from kyolo.losses import YoloLoss
 from kyolo.models import build_model
-from tests.reliability.common import encode_batch, head_shapes, nano_config, random_boxes
+from tests.helpers import head_shapes, nano_config, random_boxes, stack_targets
 
 PIXEL = 1 / 64  # of the 64 px input
 EXTREME_BOXES = {
@@ -32,7 +32,7 @@ def extreme_targets(cfg):
     boxes = np.array(list(EXTREME_BOXES.values()), np.float32)
     classes = np.arange(len(boxes)) % cfg.num_classes
     empty = (np.zeros((0, 4), np.float32), np.zeros(0, np.int32))
-    return encode_batch(cfg, [(boxes, classes), empty])
+    return stack_targets(cfg, [(boxes, classes), empty])
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -81,7 +81,7 @@ def test_mixed_precision_fit_step_is_finite_with_a_float32_loss(policy, name):
     # Eager steps: the same dtype handling (LossScaleOptimizer for float16), no trace per case.
     model.compile(keras.optimizers.SGD(1e-3), loss=losses, run_eagerly=True)
     rng = np.random.default_rng(0)
-    y_true = encode_batch(cfg, [random_boxes(rng, n, cfg.num_classes) for n in (2, 0)])
+    y_true = stack_targets(cfg, [random_boxes(rng, n, cfg.num_classes) for n in (2, 0)])
     images = rng.random((2, 64, 64, 3)).astype(np.float32)
     outputs = model(images)
     assert outputs[0].dtype == policy.removeprefix("mixed_")
@@ -94,12 +94,12 @@ def test_mixed_precision_fit_step_is_finite_with_a_float32_loss(policy, name):
     assert any(not np.array_equal(a, b) for a, b in zip(after, before, strict=True))
 
 
-@pytest.mark.slow  # the loss under XLA is checked above and in tests/test_loss_presets.py
+@pytest.mark.slow  # the loss under XLA is checked above and in tests/losses/test_presets.py
 @pytest.mark.parametrize("name", ["yolov3", "yolov5"])
 def test_jit_compiled_fit_step_matches_the_plain_one(name):
     cfg = nano_config(name)
     rng = np.random.default_rng(1)
-    y_true = encode_batch(cfg, [random_boxes(rng, n, cfg.num_classes) for n in (3, 1)])
+    y_true = stack_targets(cfg, [random_boxes(rng, n, cfg.num_classes) for n in (3, 1)])
     images = rng.random((2, 64, 64, 3)).astype(np.float32)
     results = []
     for jit in (False, True):

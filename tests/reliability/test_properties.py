@@ -20,7 +20,7 @@ from kyolo.decode import decode_xywh
 from kyolo.encode import encode_targets
 from kyolo.losses import YoloLoss
 from kyolo.targets import target_grid
-from tests.reliability.common import encode_batch, head_shapes, nano_config
+from tests.helpers import head_shapes, nano_config, stack_targets
 
 SETTINGS = settings(max_examples=40, deadline=None)
 DTYPES = {np.float16: 2e-3, np.float32: 1e-5, np.float64: 1e-12}
@@ -190,7 +190,7 @@ def per_image_loss(name):
 )
 def test_loss_is_finite_and_non_negative(name, images, magnitude, seed):
     cfg = config(name)
-    y_true = encode_batch(cfg, images)
+    y_true = stack_targets(cfg, images)
     rng = np.random.default_rng(seed)
     y_pred = [
         tf.constant(magnitude * rng.standard_normal(shape), tf.float32)

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from tests.reliability.common import REPO
+from tests.helpers import REPO
 
 pytestmark = pytest.mark.slow
 

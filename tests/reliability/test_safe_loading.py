@@ -14,7 +14,7 @@ import pytest
 
 from kyolo.config import YOLOV3, YOLOV3_TINY
 from kyolo.models import MODELS, build_model
-from tests.reliability.common import REPO, nano_config
+from tests.helpers import REPO, nano_config
 
 CODE = ("kyolo", "training", "experiments", "benchmarks")
 RULES = ("S102", "S301", "S307", "S403", "S506")
@@ -93,4 +93,4 @@ def test_a_compiled_nano_model_round_trips_in_safe_mode(tmp_path):
     images = np.random.default_rng(0).random((1, 64, 64, 3)).astype(np.float32)
     for a, b in zip(model(images), again(images), strict=True):
         np.testing.assert_array_equal(a, b)
-    assert [loss.config for loss in again.loss] == [cfg, cfg]
+    assert [loss.cfg for loss in again.loss] == [cfg, cfg]

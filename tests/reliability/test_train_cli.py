@@ -6,7 +6,7 @@ import json
 import pytest
 
 from kyolo.data import make_digits
-from tests.reliability.common import NANO_ANCHORS, run_module
+from tests.helpers import NANO_ANCHORS, run_module
 from training import train as train_job
 
 

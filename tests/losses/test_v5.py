@@ -1,6 +1,6 @@
 """YOLOv5 preset: ``kyolo.compat.yolov5.compute_loss`` and ``YoloLoss`` vs the NumPy ComputeLoss.
 
-Golden values from tests/reference/yolov5_np.py (independent float64 re-implementation of
+Golden values from references/yolov5_np.py (independent float64 re-implementation of
 ultralytics/yolov5 ``utils/loss.py``); gradients from its frozen finite differences.
 """
 
@@ -12,79 +12,20 @@ from kyolo.compat.yolov5 import compute_loss, yolov5_arguments, yolov5_config
 from kyolo.config import YOLOV5
 from kyolo.encode import encode_targets
 from kyolo.losses import YoloLoss
-from tests.reference import yolov5_np as ref
-from tests.test_encode_ratio import ANCHORS as ANCHORS3
-from tests.test_encode_ratio import HYP
-
-
-def slot_keys(shapes, targets, anchors, strides, anchor_t):
-    grid_anchors = anchors / np.asarray(strides, np.float64)[:, None, None]
-    _, _, indices, _ = ref.build_targets(shapes, targets, grid_anchors, anchor_t)
-    return [list(zip(*(i.tolist() for i in idx), strict=True)) for idx in indices]
-
-
-def unshared_targets(rng, shapes, anchors, strides, count, num_classes, empty=()):
-    """Random rows, keeping each only if no two rows then share a slot (the parity condition)."""
-    rows = np.zeros((0, 6))
-    for _ in range(20 * count):
-        if len(rows) == count:
-            break
-        image = rng.choice([b for b in range(shapes[0][0]) if b not in empty])
-        wh = np.exp(rng.uniform(np.log(0.03), np.log(0.8), 2))
-        row = np.array([[image, rng.integers(num_classes), *rng.random(2), *wh]])
-        row = row.astype(np.float32).astype(np.float64)  # kyolo computes on float32 inputs
-        candidate = np.concatenate([rows, row])
-        keys = slot_keys(shapes, candidate, anchors, strides, 4.0)
-        if all(len(set(k)) == len(k) for k in keys) and sum(map(len, keys)) > 0:
-            rows = candidate
-    assert len(rows) == count
-    return rows
-
-
-def case(seed, batch, size, strides, num_classes, count, num_anchors=2, empty=()):
-    rng = np.random.default_rng(seed)
-    anchors = ANCHORS3[-len(strides) :, :num_anchors]
-    shapes = [(batch, num_anchors, size[0] // s, size[1] // s, 5 + num_classes) for s in strides]
-    p = [
-        (rng.standard_normal(shape) * 0.7).astype(np.float32).astype(np.float64) for shape in shapes
-    ]
-    targets = unshared_targets(rng, shapes, anchors, strides, count, num_classes, empty)
-    return p, targets, anchors, strides
-
-
-CASES = {
-    "three_scales": (case(0, 2, (32, 64), [8, 16, 32], 3, 6), {}),
-    "rectangular_tall": (case(1, 2, (64, 32), [8, 16, 32], 4, 6), {}),
-    "empty_image": (case(2, 3, (32, 32), [8, 16, 32], 3, 4, empty=(1,)), {}),
-    "smoothing_focal": (
-        case(3, 2, (32, 64), [8, 16, 32], 3, 6),
-        dict(label_smoothing=0.1, fl_gamma=1.5),
-    ),
-    "single_class": (case(4, 2, (32, 64), [8, 16, 32], 1, 5), {}),
-    "pos_weights": (case(5, 2, (32, 64), [8, 16, 32], 3, 6), dict(cls_pw=1.7, obj_pw=0.6, obj=0.7)),
-    "two_scales": (case(6, 2, (32, 48), [8, 16], 2, 5, num_anchors=3), dict(box=0.1, cls=0.3)),
-    "no_targets": (case(7, 2, (32, 32), [8, 16, 32], 3, 0), {}),
-}
-
-
-def run_kyolo(p, targets, anchors, strides, hyp):
-    variables = [tf.Variable(x, dtype=tf.float32) for x in p]
-    with tf.GradientTape() as tape:
-        loss, items = compute_loss(variables, targets, anchors, strides, hyp)
-    grads = tape.gradient(loss, variables)
-    return float(loss), [float(i) for i in items], [g.numpy() for g in grads]
+from references import yolov5_np as ref
+from references.cases import HYP, V5_CASES, run_compute_loss, slot_keys
 
 
 def rel(got, want):
     return abs(got - want) / max(abs(want), 1e-12)
 
 
-@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("name", list(V5_CASES))
 def test_loss_items_and_gradient_match_compute_loss(name):
-    (p, targets, anchors, strides), extra = CASES[name]
+    (p, targets, anchors, strides), extra = V5_CASES[name]
     hyp = {**HYP, **extra}
     want_total, want_items = ref.compute_loss(p, targets, anchors, strides, hyp)
-    total, items, grads = run_kyolo(p, targets, anchors, strides, hyp)
+    total, items, grads = run_compute_loss(p, targets, anchors, strides, hyp)
     assert rel(total, want_total) < 1e-4
     for got, want in zip(items, want_items, strict=True):
         assert got == pytest.approx(want, rel=1e-4, abs=1e-7)
@@ -97,7 +38,7 @@ def test_loss_items_and_gradient_match_compute_loss(name):
 
 
 def test_xla_compiled_loss_and_gradient_match_eager():
-    (p, targets, anchors, strides), extra = CASES["smoothing_focal"]
+    (p, targets, anchors, strides), extra = V5_CASES["smoothing_focal"]
     hyp = {**HYP, **extra}
     variables = [tf.Variable(x, dtype=tf.float32) for x in p]
 
@@ -108,7 +49,7 @@ def test_xla_compiled_loss_and_gradient_match_eager():
         return loss, items, tape.gradient(loss, variables)
 
     loss, items, grads = step(tf.constant(targets, tf.float32))
-    eager_loss, eager_items, eager_grads = run_kyolo(p, targets, anchors, strides, hyp)
+    eager_loss, eager_items, eager_grads = run_compute_loss(p, targets, anchors, strides, hyp)
     assert float(loss) == pytest.approx(eager_loss, rel=1e-5)
     np.testing.assert_allclose([float(i) for i in items], eager_items, rtol=1e-5)
     for g, e in zip(grads, eager_grads, strict=True):
@@ -117,7 +58,7 @@ def test_xla_compiled_loss_and_gradient_match_eager():
 
 def test_unknown_row_count_gives_the_same_loss_and_gradient():
     # Without a static row count compute_loss cannot bound the sparse rows: it encodes densely.
-    (p, targets, anchors, strides), extra = CASES["smoothing_focal"]
+    (p, targets, anchors, strides), extra = V5_CASES["smoothing_focal"]
     hyp = {**HYP, **extra}
     variables = [tf.Variable(x, dtype=tf.float32) for x in p]
 
@@ -128,7 +69,7 @@ def test_unknown_row_count_gives_the_same_loss_and_gradient():
         return loss, tape.gradient(loss, variables)
 
     loss, grads = step(tf.constant(targets, tf.float32))
-    eager_loss, _, eager_grads = run_kyolo(p, targets, anchors, strides, hyp)
+    eager_loss, _, eager_grads = run_compute_loss(p, targets, anchors, strides, hyp)
     assert float(loss) == pytest.approx(eager_loss, rel=1e-5)
     for g, e in zip(grads, eager_grads, strict=True):
         np.testing.assert_allclose(g.numpy(), e, rtol=1e-4, atol=1e-7)
@@ -136,7 +77,7 @@ def test_unknown_row_count_gives_the_same_loss_and_gradient():
 
 def test_yolo_loss_on_dataset_targets_is_compute_loss_times_batch():
     # The training path: per-image encoding (tf.data), head layout, Keras' reduction per scale.
-    (p, targets, anchors, strides), _ = CASES["empty_image"]
+    (p, targets, anchors, strides), _ = V5_CASES["empty_image"]
     cfg = yolov5_config([x.shape for x in p], anchors, strides, HYP)
     batch = p[0].shape[0]
     per_image = [
@@ -159,13 +100,13 @@ def test_shared_slot_keeps_the_later_target():
     # Two same-class boxes with one centre and anchor set share every slot. YOLOv5 averages lbox
     # over both rows; kyolo's dense target keeps the later box, so it scores the later row alone,
     # and lobj (last write wins in both) is YOLOv5's.
-    (p, _, anchors, strides), _ = CASES["three_scales"]
+    (p, _, anchors, strides), _ = V5_CASES["three_scales"]
     rows = np.array([[0, 1, 0.4, 0.6, 0.3, 0.3], [0, 1, 0.4, 0.6, 0.5, 0.3]])
     rows = rows.astype(np.float32).astype(np.float64)
     shapes = [x.shape for x in p]
     first, second = (slot_keys(shapes, r, anchors, strides, 4.0) for r in (rows[:1], rows[1:]))
     assert first == second and sum(map(len, first)) > 1  # every slot is shared
-    _, items, _ = run_kyolo(p, rows, anchors, strides, HYP)
+    _, items, _ = run_compute_loss(p, rows, anchors, strides, HYP)
     _, both = ref.compute_loss(p, rows, anchors, strides, HYP)
     _, later = ref.compute_loss(p, rows[1:], anchors, strides, HYP)
     np.testing.assert_allclose(items, later, rtol=1e-4)

@@ -12,7 +12,7 @@ from kyolo.encode import encode_targets
 from kyolo.losses import YoloLoss
 from kyolo.losses.ohem import hard_negatives
 from kyolo.losses.scores import focal_factor, sigmoid_focal_loss
-from tests.test_loss_v3 import TOY
+from tests.helpers import TOY
 
 
 def sig(x):

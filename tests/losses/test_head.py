@@ -8,7 +8,7 @@ from kyolo.config import PRESETS
 from kyolo.losses import YoloLoss
 from kyolo.losses.head import head_rows
 from kyolo.targets import target_grid
-from tests.test_loss_presets import batch_targets, head_shapes, small
+from tests.helpers import batch_targets, head_shapes, small
 
 
 def plain_head_rows(y_pred, slot, depth):

@@ -1,4 +1,4 @@
-"""Hand-computed checks of the NumPy YOLOv5 loss reference (tests/reference/yolov5_np.py)."""
+"""Hand-computed checks of the NumPy YOLOv5 loss reference (references/yolov5_np.py)."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 try:  # works whether or not ``tests`` is importable as a package
-    from tests.reference import yolov5_np as ref
+    from references import yolov5_np as ref
 except ModuleNotFoundError:  # pragma: no cover - depends on pytest rootdir/import mode
     from reference import yolov5_np as ref
 

@@ -4,25 +4,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kyolo import YOLOV3, YOLOV3_TINY
+from kyolo import YOLOV3
 from kyolo.compat import keras_yolo3 as k3
 from kyolo.encode import encode_targets
 from kyolo.targets import target_boxes, target_grid, target_rows
-from tests.reference import keras_yolo3_np as ref
-
-ANCHORS = np.array(YOLOV3.anchors, np.float32)
-TINY_ANCHORS = np.array(YOLOV3_TINY.anchors, np.float32)
-
-
-def random_true_boxes(rng, counts, height, width, num_classes, slots=12):
-    """keras-yolo3 layout (m, T, 5): pixel x_min, y_min, x_max, y_max, class; trailing padding."""
-    out = np.zeros((len(counts), slots, 5), np.float32)
-    for b, n in enumerate(counts):
-        x1, y1 = rng.uniform(0, width - 8, n), rng.uniform(0, height - 8, n)
-        x2 = np.minimum(x1 + rng.uniform(2, width * 0.8, n), width)
-        y2 = np.minimum(y1 + rng.uniform(2, height * 0.8, n), height)
-        out[b, :n] = np.stack([x1, y1, x2, y2, rng.integers(0, num_classes, n)], -1)
-    return out
+from references import keras_yolo3_np as ref
+from references.cases import ANCHORS, TINY_ANCHORS, random_true_boxes
 
 
 @pytest.mark.parametrize(

@@ -8,27 +8,9 @@ import pytest
 import tensorflow as tf
 
 from kyolo.config import PRESETS
-from kyolo.encode import encode_targets
 from kyolo.losses import YoloLoss
 from kyolo.metrics import YoloLossComponents
-
-
-def small(name):
-    return PRESETS[name].replace(num_classes=3, input_size=(64, 64), max_boxes=10)
-
-
-def batch_targets(cfg, with_boxes=True):
-    """Per scale ``(2, ...)`` targets: image 0 with two boxes (unless not ``with_boxes``), image 1
-    empty."""
-    boxes = np.array([[0.4, 0.5, 0.3, 0.2], [0.7, 0.3, 0.1, 0.15]], np.float32)
-    full = encode_targets(boxes[: 2 * with_boxes], np.array([1, 2][: 2 * with_boxes]), cfg)
-    empty = encode_targets(np.zeros((0, 4), np.float32), np.zeros(0, np.int32), cfg)
-    return [tf.stack([f, e]) for f, e in zip(full, empty, strict=True)]
-
-
-def head_shapes(cfg):
-    depth = cfg.anchors_per_scale * (5 + cfg.num_classes)
-    return [(2, *cfg.grid_size(s), depth) for s in range(cfg.num_scales)]
+from tests.helpers import batch_targets, head_shapes, small
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -76,7 +58,7 @@ def test_get_config_round_trip_and_safe_mode_reload(name, tmp_path):
     for loss in losses:
         config = json.loads(json.dumps(loss.get_config()))
         clone = YoloLoss.from_config(config)
-        assert clone.config == cfg and clone.get_config() == loss.get_config()
+        assert clone.cfg == cfg and clone.get_config() == loss.get_config()
     model = tiny_model(cfg)
     model.compile(optimizer="sgd", loss=losses)
     path = tmp_path / f"{name}.keras"
@@ -85,7 +67,7 @@ def test_get_config_round_trip_and_safe_mode_reload(name, tmp_path):
     images = np.random.default_rng(1).random((2, 64, 64, 3)).astype(np.float32)
     y_pred = model(images)
     for scale, (loss, again) in enumerate(zip(losses, reloaded.loss, strict=True)):
-        assert isinstance(again, YoloLoss) and again.config == cfg
+        assert isinstance(again, YoloLoss) and again.cfg == cfg
         y_true = batch_targets(cfg)[scale]
         assert float(again(y_true, y_pred[scale])) == pytest.approx(
             float(loss(y_true, y_pred[scale]))

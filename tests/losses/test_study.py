@@ -8,7 +8,7 @@ import pytest
 from kyolo.config import YOLOV3
 from kyolo.encode import encode_targets
 from kyolo.losses import YoloLoss
-from tests.test_loss_v3 import TOY
+from tests.helpers import TOY
 
 LOG2 = math.log(2.0)
 # One class, 64x64 input, stride 32 (2x2 grid), one 32x32 anchor, keras-yolo3's loss; truth

@@ -1,15 +1,14 @@
 """YOLOv5's batch-level means under ``tf.distribute``: kyolo equals YOLOv5 under DDP.
 
 Two logical CPU devices must be configured before TensorFlow starts, so the check runs in a
-subprocess (``python -m tests.test_loss_distributed``) that prints its numbers as JSON.
+subprocess (``python -m tests.losses.test_distributed``) that prints its numbers as JSON.
 """
 
 import json
-import pathlib
-import subprocess
-import sys
 
 import numpy as np
+
+from tests.helpers import run_module
 
 # Centres avoid cell borders: there YOLOv5 duplicates a row (docs/losses.md, shared slots).
 ROWS = [
@@ -32,7 +31,7 @@ def main() -> None:
     from kyolo.config import YOLOV5
     from kyolo.encode import encode_targets
     from kyolo.losses import YoloLoss
-    from tests.reference import yolov5_np as ref
+    from references import yolov5_np as ref
 
     cfg = YOLOV5.replace(num_classes=3, input_size=(64, 64))
     anchors, strides, hyp = yolov5_arguments(cfg)
@@ -76,14 +75,8 @@ def main() -> None:
 
 
 def test_mean_reduction_per_replica_equals_yolov5_ddp():
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.test_loss_distributed"],
-        cwd=pathlib.Path(__file__).parents[1],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    )
+    result = run_module("tests.losses.test_distributed")
+    assert result.returncode == 0, result.stderr[-2000:]
     got = json.loads(result.stdout.strip().splitlines()[-1])
     # Keras already divided each replica's loss by the replica count; their sum is the objective.
     np.testing.assert_allclose(got["kyolo"], got["ddp"], rtol=1e-5)

@@ -144,7 +144,7 @@ def test_train_job_resumes_then_exports_a_reloadable_model(tmp_path):
     # The reloaded model keeps its compiled loss and optimizer state: it trains on.
     assert isinstance(model.loss[0], YoloLoss)
     steps = int(model.optimizer.iterations.numpy())
-    cfg = model.loss[0].config
+    cfg = model.loss[0].cfg
     train_annotations = load_data(args)[0]
     ds = make_dataset(
         train_annotations, cfg, batch_size=8, training=False, encode=target_encoder(cfg)

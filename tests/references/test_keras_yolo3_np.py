@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from tests.reference import boxes_np as bx
-from tests.reference import keras_yolo3_np as ky
+from references import boxes_np as bx
+from references import keras_yolo3_np as ky
 
 LOG2 = math.log(2.0)
 COCO = np.array(

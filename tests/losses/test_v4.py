@@ -9,7 +9,7 @@ from kyolo.config import YOLOV4
 from kyolo.decode import decode_xywh
 from kyolo.encode import encode_targets
 from kyolo.losses import YoloLoss
-from tests.test_loss_v3 import TOY as V3_TOY
+from tests.helpers import TOY as V3_TOY
 
 LOG2 = math.log(2.0)
 

@@ -7,33 +7,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kyolo import YOLOV3, YOLOV3_TINY, YoloConfig
+from kyolo import YOLOV3, YOLOV3_TINY
 from kyolo.compat import keras_yolo3 as k3
 from kyolo.encode import encode_targets
 from kyolo.losses import YoloLoss
 from kyolo.metrics import YoloLossComponents
-from tests.reference import keras_yolo3_np as ref
-from tests.test_encode import random_true_boxes
+from references import keras_yolo3_np as ref
+from references.cases import ANCHORS, TINY_ANCHORS, make_v3_case, random_true_boxes
+from tests.helpers import TOY
 
-ANCHORS = np.array(YOLOV3.anchors, np.float32)
-TINY_ANCHORS = np.array(YOLOV3_TINY.anchors, np.float32)
 REF_NAMES = {"xy": "xy", "wh": "wh", "obj": "confidence", "cls": "class"}
 LOG2 = math.log(2.0)
-
-
-def make_case(seed, shape, anchors, counts, num_classes=80, scale=1.5):
-    rng = np.random.default_rng(seed)
-    true_boxes = random_true_boxes(rng, counts, *shape, num_classes=num_classes)
-    true_boxes[-1, 1, :4] = true_boxes[-1, 0, :4]  # collision on one slot
-    true_boxes[-1, 1, 4] = (true_boxes[-1, 0, 4] + 1) % num_classes
-    y_true = ref.preprocess_true_boxes(true_boxes, shape, anchors, num_classes)
-    outputs = [
-        (scale * rng.standard_normal((len(counts), *y.shape[1:3], 3 * (5 + num_classes)))).astype(
-            np.float32
-        )
-        for y in y_true
-    ]
-    return outputs, y_true
 
 
 @pytest.mark.parametrize(
@@ -45,7 +29,7 @@ def make_case(seed, shape, anchors, counts, num_classes=80, scale=1.5):
     ],
 )
 def test_total_matches_keras_yolo3_eager_and_xla(shape, anchors, counts):
-    outputs, y_true = make_case(sum(shape), shape, anchors, counts)
+    outputs, y_true = make_v3_case(sum(shape), shape, anchors, counts)
     want = ref.yolo_loss(outputs, y_true, anchors, 80)
     eager = float(k3.yolo_loss([*outputs, *y_true], anchors, 80))
 
@@ -60,7 +44,7 @@ def test_total_matches_keras_yolo3_eager_and_xla(shape, anchors, counts):
 @pytest.mark.parametrize("ignore_thresh", [0.3, 0.5, 0.7])
 def test_components_match_keras_yolo3(ignore_thresh):
     # Large wh logits spread the predictions so that many negatives cross the ignore threshold.
-    outputs, y_true = make_case(7, (416, 416), ANCHORS, [4, 9], num_classes=5)
+    outputs, y_true = make_v3_case(7, (416, 416), ANCHORS, [4, 9], num_classes=5)
     want = ref.yolo_loss_components(outputs, y_true, ANCHORS, 5, ignore_thresh)
     cfg = k3.keras_yolo3_config(ANCHORS, 5, (416, 416))
     for scale in range(3):
@@ -70,14 +54,6 @@ def test_components_match_keras_yolo3(ignore_thresh):
             assert values.shape == (2,)
             got = float(tf.reduce_mean(values))
             assert got == pytest.approx(want[(scale, REF_NAMES[key])], rel=1e-5, abs=1e-6)
-
-
-# A toy head written out by hand: one class, input 64x64, stride 32 (a 2x2 grid), one 32x32
-# anchor (0.5 of the input). With every logit 0: σ = 0.5, decoded boxes are 0.5x0.5 at the cell
-# centres, and BCE(z, 0) = log 2 for any label z.
-TOY = YoloConfig(
-    num_classes=1, input_size=(64, 64), anchors=((32, 32),), masks=((0,),), strides=(32,)
-)
 
 
 def toy_target(box):
@@ -195,7 +171,7 @@ def test_get_config_round_trip_keeps_every_argument():
     cfg = cfg.with_loss(ignore_thresh=0.61)
     loss = YoloLoss(cfg, 1, reduction="sum", name="custom")
     clone = YoloLoss.from_config(loss.get_config())
-    assert clone.config == cfg
+    assert clone.cfg == cfg
     assert (clone.scale, clone.reduction, clone.name) == (1, "sum", "custom")
     assert clone.get_config() == loss.get_config()
 
@@ -230,7 +206,7 @@ def test_compiled_model_saves_and_reloads_with_safe_mode(tmp_path):
     model.save(path)
     reloaded = keras.saving.load_model(path, safe_mode=True)
     assert [type(loss) for loss in reloaded.loss] == [YoloLoss, YoloLoss]
-    assert reloaded.loss[1].config == cfg
+    assert reloaded.loss[1].cfg == cfg
     np.testing.assert_allclose(
         reloaded.predict(images, verbose=0)[1], model.predict(images, verbose=0)[1]
     )

@@ -1,4 +1,4 @@
-"""YOLOv5's ``"ratio"`` assigner against ``build_targets`` of tests/reference/yolov5_np.py."""
+"""YOLOv5's ``"ratio"`` assigner against ``build_targets`` of references/yolov5_np.py."""
 
 import numpy as np
 import pytest
@@ -6,17 +6,10 @@ import tensorflow as tf
 
 from kyolo.compat.yolov5 import yolov5_config
 from kyolo.encode import encode_rows, encode_targets
-from tests.reference import yolov5_np as ref
+from references import yolov5_np as ref
+from references.cases import HYP
+from references.cases import V5_ANCHORS as ANCHORS
 
-HYP = dict(box=0.05, obj=1.0, cls=0.5, cls_pw=1.0, obj_pw=1.0, fl_gamma=0.0, anchor_t=4.0)
-ANCHORS = np.array(
-    [
-        [[10, 13], [16, 30], [33, 23]],
-        [[30, 61], [62, 45], [59, 119]],
-        [[116, 90], [156, 198], [373, 326]],
-    ],
-    np.float64,
-)
 STRIDES = [8, 16, 32]
 
 

@@ -8,7 +8,7 @@ import pytest
 from kyolo.config import YOLOV1, YOLOV2
 from kyolo.encode import encode_targets
 from kyolo.losses import YoloLoss
-from tests.test_loss_v3 import TOY
+from tests.helpers import TOY
 
 E = math.e
 

@@ -1,0 +1,46 @@
+"""kyolo.data.read_annotations and read_class_names: one entry point over the readers."""
+
+import json
+
+import numpy as np
+import pytest
+
+from kyolo.data import read_annotations, read_class_names
+
+
+def test_read_class_names(tmp_path):
+    path = tmp_path / "classes.txt"
+    path.write_text("cat\n\n dog \n", encoding="utf-8")
+    assert read_class_names(path) == ["cat", "dog"]
+    path.write_text("cat\ncat\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="duplicate class names"):
+        read_class_names(path)
+    path.write_text("\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="no class names"):
+        read_class_names(path)
+
+
+def test_read_annotations_dispatches_by_format(tmp_path, write_image):
+    write_image(tmp_path / "images" / "a.png", 40, 30)
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    (labels / "a.txt").write_text("1 0.5 0.5 0.5 0.2\n")
+    anns, names = read_annotations("yolo", labels, tmp_path / "images", ["x", "y"])
+    assert names == ["x", "y"] and len(anns) == 1
+    np.testing.assert_allclose(anns[0].boxes, [[10, 12, 30, 18]])
+    coco = {
+        "images": [{"id": 1, "file_name": "a.png", "width": 40, "height": 30}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 7, "bbox": [10, 12, 20, 6]}],
+        "categories": [{"id": 7, "name": "y"}],
+    }
+    (tmp_path / "a.json").write_text(json.dumps(coco))
+    anns, names = read_annotations("coco", tmp_path / "a.json", tmp_path / "images")
+    assert names == ["y"]
+    np.testing.assert_allclose(anns[0].boxes, [[10, 12, 30, 18]])
+
+
+def test_read_annotations_rejects_unknown_formats_and_missing_names(tmp_path):
+    with pytest.raises(ValueError, match="unknown data format 'kitti'"):
+        read_annotations("kitti", tmp_path, tmp_path)
+    with pytest.raises(ValueError, match="'voc' needs class names"):
+        read_annotations("voc", tmp_path, tmp_path)
