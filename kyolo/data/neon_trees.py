@@ -55,9 +55,7 @@ SCENES: tuple[Scene, ...] = (
     Scene(
         "2019_YELL_2_528000_4978000_image_crop2.xml", "2019_YELL_2_528000_4978000_image_crop2.png"
     ),
-    Scene(
-        "2019_YELL_2_541000_4977000_image_crop.xml", "2019_YELL_2_541000_4977000_image_crop.png"
-    ),
+    Scene("2019_YELL_2_541000_4977000_image_crop.xml", "2019_YELL_2_541000_4977000_image_crop.png"),
     Scene("OSBS_029.xml", "OSBS_029.tif"),
 )
 
