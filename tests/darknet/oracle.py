@@ -58,3 +58,30 @@ def opencv_outputs(cfg_path, weights_path, bgr: np.ndarray, names: Sequence[str]
 def keras_images(bgr: np.ndarray) -> np.ndarray:
     """The same images as kyolo models take them: RGB float32 in [0, 1], NHWC."""
     return (bgr[..., ::-1] / np.float32(255)).astype(np.float32)
+
+
+def parity_errors(folder, cfg_text: str, size: tuple[int, int] | None = None, seed: int = 0):
+    """Per ``[yolo]`` output: max |kyolo − OpenCV| / max |OpenCV| with random weights.
+
+    ``folder`` receives ``net.cfg`` and ``net.weights``; ``size`` (h, w) defaults to ``[net]``'s.
+    """
+    from kyolo.darknet import build_darknet, load_darknet_weights, parse_cfg
+
+    cfg_path, weights_path = os.path.join(folder, "net.cfg"), os.path.join(folder, "net.weights")
+    with open(cfg_path, "w") as f:
+        f.write(cfg_text)
+    sections = parse_cfg(cfg_text)
+    darknet = build_darknet(sections)
+    write_random_weights(weights_path, darknet.convs, seed=seed)
+    load_darknet_weights(darknet.model, darknet.convs, weights_path)
+    heads = [i for i, s in enumerate(sections[1:]) if s.kind == "yolo"]
+    size = size or darknet.config.input_size
+    bgr = random_images(*size)
+    expected = opencv_outputs(cfg_path, weights_path, bgr, [f"conv_{i - 1}" for i in heads])
+    actual = darknet.model(keras_images(bgr))
+    actual = actual if isinstance(actual, list | tuple) else [actual]
+    errors = []
+    for want, got in zip(expected, actual, strict=True):
+        assert want.shape == tuple(got.shape), (want.shape, got.shape)
+        errors.append(float(np.abs(np.asarray(got) - want).max() / np.abs(want).max()))
+    return errors
