@@ -99,7 +99,9 @@ ACTIVATIONS: dict[str, Callable[[str], layers.Layer]] = {
 """Darknet activation → Keras layer factory; ``linear`` adds no layer."""
 
 
-def _activate(x: keras.KerasTensor, section: Section, index: int, default: str):
+def _activate(
+    x: keras.KerasTensor, section: Section, index: int, default: str
+) -> keras.KerasTensor:
     name = section.get_str("activation", default)
     if name == "linear":
         return x
@@ -126,6 +128,8 @@ def _convolutional(section: Section, graph: _Graph) -> tuple[keras.KerasTensor, 
     size = _positive(section, "size", 1)
     step = _positive(section, "stride", 1)
     pad = size // 2 if section.get_int("pad", 0) else section.get_int("padding", 0)
+    if pad < 0:
+        raise section.error(f"padding={pad}: must be >= 0", "padding")
     if section.get_int("groups", 1) != 1:
         raise section.error("groups: kyolo builds groups=1 only", "groups")
     batch_normalize = bool(section.get_int("batch_normalize", 0))

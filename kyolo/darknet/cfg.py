@@ -73,7 +73,7 @@ class Section:
 
     kind: str
     line: int
-    options: Mapping[str, tuple[str, int]]
+    options: dict[str, tuple[str, int]]
     source: str | None = None
 
     def error(self, message: str, key: str | None = None) -> CfgError:
@@ -149,7 +149,7 @@ def parse_cfg(text: str, source: str | None = None) -> list[Section]:
             raise CfgError(f"unknown key {key!r} in [{section.kind}]", number, source)
         if key in section.options:
             raise CfgError(f"{key}= given twice in [{section.kind}]", number, source)
-        section.options[key] = (value, number)  # type: ignore[index]  # filled while parsing
+        section.options[key] = (value, number)
     if not sections or sections[0].kind != "net":
         raise CfgError("a cfg must start with [net]", sections[0].line if sections else 1, source)
     if any(s.kind == "net" for s in sections[1:]):
