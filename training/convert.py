@@ -19,7 +19,8 @@ PROG = "python -m training.convert"
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description=__doc__.splitlines()[0],
+        description="Convert a Darknet cfg and its .weights into a .keras model (keras-yolo3's "
+        "convert.py for kyolo).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("cfg", help="Darknet .cfg file")
@@ -31,7 +32,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="map the weights onto kyolo's own model of that name (the cfg must be Darknet's "
         "yolov3.cfg / yolov3-tiny.cfg topology; outputs deepest scale first, as in the cfg) so "
-        "that training.train fine-tunes kyolo's model; default: build the cfg layer for layer",
+        "that training.train fine-tunes kyolo's model; None builds the cfg layer for layer",
     )
     parser.add_argument(
         "--names",

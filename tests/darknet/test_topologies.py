@@ -23,6 +23,12 @@ def test_standard_topologies_match_opencv(tmp_path, name, size):
     assert max(parity_errors(tmp_path, text)) < TOLERANCE
 
 
+@pytest.mark.parametrize("name, params", [("yolov3-tiny", 8_858_734), ("yolov3", 62_001_757)])
+def test_written_topologies_have_keras_yolo3s_parameter_counts(name, params):
+    # keras-yolo3's counts at 80 classes (BN statistics included), as kyolo's builders document.
+    assert build_darknet(parse_cfg(write_cfg(name))).model.count_params() == params
+
+
 def kyolo_and_darknet_outputs(tmp_path, topology, kyolo_name, size):
     """Outputs of the cfg-built model and of kyolo's model holding the same random weights."""
     darknet = build_darknet(parse_cfg(write_cfg(topology, classes=2, input_size=size)))
