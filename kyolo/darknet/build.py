@@ -62,6 +62,7 @@ class DarknetModel:
 class _Head:
     section: Section
     stride: int
+    output: keras.KerasTensor
 
 
 class _Graph:
@@ -211,8 +212,9 @@ def _maxpool(section: Section, graph: _Graph) -> tuple[keras.KerasTensor, int]:
 
 def _yolo(section: Section, graph: _Graph) -> tuple[keras.KerasTensor, int]:
     x, stride = graph.previous()
-    graph.heads.append(_Head(section, stride))
-    return layers.Identity(name=f"scale_{len(graph.heads) - 1}")(x), stride
+    x = layers.Identity(name=f"scale_{len(graph.heads)}")(x)
+    graph.heads.append(_Head(section, stride, x))
+    return x, stride
 
 
 BUILDERS: dict[str, Callable[[Section, _Graph], tuple[keras.KerasTensor, int]]] = {
@@ -239,7 +241,8 @@ def _yolo_config(heads: Sequence[_Head], input_size: tuple[int, int]) -> YoloCon
 
     ``ignore_thresh`` (default 0.5) and the classes and anchors must agree across sections.
     ``scale_x_y`` becomes ``scale_xy``; ``iou_loss`` = giou/diou/ciou selects that box loss, else
-    the box loss is keras-yolo3's (``"mse"`` where ``scale_x_y`` ≠ 1, which keras-yolo3's refuses).
+    the box loss is keras-yolo3's, or ``"mse"`` where ``scale_x_y`` ≠ 1 (keras-yolo3's loss
+    assumes 1).
     """
     first = heads[0].section
     values = _same(heads, "anchors", lambda s: s.get_floats("anchors"))
@@ -290,15 +293,13 @@ def build_darknet(sections: Sequence[Section], *, name: str = "darknet") -> Dark
         graph.outputs.append(BUILDERS[section.kind](section, graph))
     if not graph.heads:
         raise net.error("no [yolo] section: kyolo needs at least one output")
-    heads = graph.heads
-    config = _yolo_config(heads, input_size)
-    outputs = [graph.outputs[i][0] for i, s in enumerate(sections[1:]) if s.kind == "yolo"]
-    for head, output, scale in zip(heads, outputs, range(len(heads)), strict=True):
-        want = config.anchors_per_scale * (5 + config.num_classes)
-        if output.shape[-1] != want:
+    config = _yolo_config(graph.heads, input_size)
+    want = config.anchors_per_scale * (5 + config.num_classes)
+    for head in graph.heads:
+        if head.output.shape[-1] != want:
             raise head.section.error(
-                f"the layer before it has {output.shape[-1]} channels, [yolo] scale {scale} "
+                f"the layer before it has {head.output.shape[-1]} channels, "
                 f"needs len(mask) * (5 + classes) = {want}"
             )
-    model = keras.Model(images, outputs, name=name)
+    model = keras.Model(images, [head.output for head in graph.heads], name=name)
     return DarknetModel(model, tuple(graph.convs), config)
