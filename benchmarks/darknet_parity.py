@@ -5,6 +5,17 @@ The parity tests in ``tests/darknet`` assert max |kyolo − OpenCV| < 1e-4 · ma
 values per net. Run from the repository root::
 
     .venv/bin/python -m benchmarks.darknet_parity        # ~40 s on 2 cores
+
+Measured (opencv-python-headless 4.14.0, TF 2.21 CPU)::
+
+    net                    input  max |kyolo - OpenCV| / max |OpenCV| per output
+    every layer kind     32x32    9.9e-07  2.4e-06
+    every layer kind     35x35    1.1e-06  3.1e-06
+    unpadded convs       33x33    3.5e-06
+    yolov3-tiny          96x128   5.1e-06  4.4e-06
+    yolov3               96x64    1.8e-05  1.8e-05  2.1e-05
+    yolov3-spp           96x64    1.8e-05  2.1e-05  2.7e-05
+    yolov3              416x416   2.1e-05  2.3e-05  2.7e-05
 """
 
 from __future__ import annotations

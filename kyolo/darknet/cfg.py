@@ -50,6 +50,9 @@ SCHEMA: dict[str, frozenset[str]] = {
 }
 """Accepted keys of each accepted section kind."""
 
+ALIASES = {"network": "net", "conv": "convolutional", "max": "maxpool"}
+"""Darknet's other names of sections (``string_to_layer_type`` in its ``parser.c``)."""
+
 _HEADER = re.compile(r"\[\s*([A-Za-z_]+)\s*\]")
 
 
@@ -133,6 +136,7 @@ def parse_cfg(text: str, source: str | None = None) -> list[Section]:
         header = _HEADER.fullmatch(line)
         if header:
             kind = header.group(1).lower()
+            kind = ALIASES.get(kind, kind)
             if kind not in SCHEMA:
                 raise CfgError(
                     f"unknown section [{kind}]; kyolo builds {', '.join(SCHEMA)}", number, source

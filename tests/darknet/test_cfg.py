@@ -79,6 +79,11 @@ def test_every_section_kind_parses_with_its_values_and_lines():
     assert (yolo.get_float("ignore_thresh"), yolo.get_float("scale_x_y")) == (0.7, 1.05)
 
 
+def test_darknets_short_section_names_are_aliases():
+    kinds = [s.kind for s in parse_cfg("[network]\n[conv]\nfilters=1\n[max]\nsize=2\n")]
+    assert kinds == ["net", "convolutional", "maxpool"]
+
+
 def test_getters_default_when_absent_and_require_when_no_default():
     conv = parse_cfg("[net]\n[convolutional]\nfilters=8\n")[1]
     assert conv.get_int("size", 1) == 1
