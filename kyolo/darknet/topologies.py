@@ -67,6 +67,22 @@ def _net(input_size: tuple[int, int]) -> tuple[str, Options]:
     return "net", {"width": width, "height": height, "channels": 3}
 
 
+def _alternating(layers: _Layers, filters: int, count: int) -> int:
+    """``count`` convs alternating 1x1 to ``filters`` and 3x3 to ``2 · filters``; the last one."""
+    for i in range(count):
+        last = layers.conv(filters, 1) if i % 2 == 0 else layers.conv(2 * filters, 3)
+    return last
+
+
+def _spp(layers: _Layers) -> None:
+    """Max pools of 5, 9 and 13 (stride 1) of the same input, concatenated with it."""
+    for size, back in ((5, None), (9, -2), (13, -4)):
+        if back:
+            layers.add("route", layers=back)
+        layers.add("maxpool", size=size, stride=1)
+    layers.add("route", layers=[-1, -3, -5, -6])
+
+
 def _yolov3_layers(layers: _Layers, masks: Sequence[Sequence[int]], spp: bool) -> None:
     layers.conv(32, 3)
     stage_outputs = []
@@ -81,20 +97,12 @@ def _yolov3_layers(layers: _Layers, masks: Sequence[Sequence[int]], spp: bool) -
     for s, filters in enumerate((512, 256, 128)):
         if s:
             layers.upsample_merge(last, filters, laterals[s])
-        convs = range(5)
         if spp and s == 0:
-            layers.conv(filters, 1)
-            layers.conv(2 * filters, 3)
-            layers.conv(filters, 1)
-            # SPP: max pools of 5, 9 and 13 (stride 1) of the same input, concatenated with it.
-            for size, back in ((5, None), (9, -2), (13, -4)):
-                if back:
-                    layers.add("route", layers=back)
-                layers.add("maxpool", size=size, stride=1)
-            layers.add("route", layers=[-1, -3, -5, -6])
-            convs = range(2, 5)
-        for i in convs:
-            last = layers.conv(filters, 1) if i % 2 == 0 else layers.conv(2 * filters, 3)
+            _alternating(layers, filters, 3)
+            _spp(layers)
+            last = _alternating(layers, filters, 3)
+        else:
+            last = _alternating(layers, filters, 5)
         layers.conv(2 * filters, 3)
         layers.head(masks[s])
 
@@ -105,12 +113,12 @@ def yolov3_sections(layers: _Layers, masks: Sequence[Sequence[int]]) -> None:
 
 
 def yolov3_spp_sections(layers: _Layers, masks: Sequence[Sequence[int]]) -> None:
-    """YOLOv3 with an SPP block after the first three head convs (114 layers)."""
+    """YOLOv3 with an SPP block amid the deepest head's convs, 3 before, 3 after (114 layers)."""
     _yolov3_layers(layers, masks, spp=True)
 
 
 def yolov3_tiny_sections(layers: _Layers, masks: Sequence[Sequence[int]]) -> None:
-    """Tiny YOLOv3: 7 conv/maxpool pairs (the last pool stride 1), two scales (24 layers)."""
+    """Tiny YOLOv3: 6 conv/maxpool pairs (the last pool stride 1), two scales (24 layers)."""
     for filters in (16, 32, 64, 128, 256, 512):
         conv = layers.conv(filters, 3)
         # The stride-1 pool keeps the stride-32 grid while mixing in the next row and column.
