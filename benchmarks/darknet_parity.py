@@ -23,8 +23,8 @@ from __future__ import annotations
 import tempfile
 
 from kyolo.darknet import write_cfg
-from tests.darknet.oracle import parity_errors
-from tests.darknet.test_build import EVERY_KIND, VALID_CONV
+from references.darknet_cases import EVERY_KIND, VALID_CONV
+from references.darknet_oracle import parity_errors
 
 NETS = [
     ("every layer kind", EVERY_KIND, (32, 32)),

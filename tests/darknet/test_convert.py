@@ -9,7 +9,7 @@ from kyolo.config import YoloConfig
 from kyolo.darknet import Header, build_darknet, convert, parse_cfg, save_darknet_weights
 from kyolo.darknet import write_cfg as topology_cfg
 from kyolo.saving import load_metadata, save_model
-from tests.darknet.oracle import write_random_weights
+from references.darknet_oracle import write_random_weights
 from training.convert import main
 
 NAMES = ["cat", "dog"]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from kyolo.darknet import as_kyolo_model, build_darknet, load_darknet_weights, parse_cfg, write_cfg
-from tests.darknet.oracle import parity_errors, write_random_weights
+from references.darknet_oracle import parity_errors, write_random_weights
 
 TOLERANCE = 1e-4
 """Of the largest output magnitude; measured about 2e-5 on YOLOv3 and 6e-6 on tiny."""

@@ -12,7 +12,7 @@ from kyolo.darknet import (
     save_darknet_weights,
 )
 from kyolo.darknet.weights import decode_weights, encode_weights, gamma_scale
-from tests.darknet.oracle import write_random_weights
+from references.darknet_oracle import write_random_weights
 
 BN_CONV = ConvLayer(filters=2, channels=1, size=1, batch_normalize=True, conv="c0", bn="b0")
 BIAS_CONV = ConvLayer(filters=1, channels=2, size=3, batch_normalize=False, conv="c1", bn=None)

@@ -1,4 +1,4 @@
-"""Test helpers: random Darknet weights and OpenCV's Darknet importer as the reference."""
+"""Random Darknet weights and OpenCV's Darknet importer as the reference (tests, benchmarks)."""
 
 from __future__ import annotations
 
