@@ -46,6 +46,11 @@ class Augmentation:
         hue: hue shift, in turns, drawn from ``[-hue, hue]``.
         saturation: saturation gain drawn from ``[1 - saturation, 1 + saturation]``.
         value: brightness gain drawn from ``[1 - value, 1 + value]``.
+        mosaic_prob: probability that an example is a mosaic of itself and three random others,
+            before the flip, zoom/shift and HSV (:func:`kyolo.data.mix.mosaic`).
+        mixup_prob: probability that an (augmented) example is mixed with another
+            (:func:`kyolo.data.mix.mixup`). Mixes beyond ``cfg.max_boxes`` boxes are skipped,
+            never truncated (:mod:`kyolo.data.mix`).
     """
 
     flip_prob: float = 0.5
@@ -55,10 +60,13 @@ class Augmentation:
     hue: float = 0.015
     saturation: float = 0.7
     value: float = 0.4
+    mosaic_prob: float = 0.0
+    mixup_prob: float = 0.0
 
     def __post_init__(self) -> None:
-        if not 0 <= self.flip_prob <= 1:
-            raise ValueError(f"flip_prob must be in [0, 1], got {self.flip_prob}")
+        for name in ("flip_prob", "mosaic_prob", "mixup_prob"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0 <= self.scale < 1:
             raise ValueError(f"scale must be in [0, 1), got {self.scale}")
         for name in ("translate", "min_box_size", "hue", "saturation", "value"):
@@ -166,7 +174,7 @@ def scale_translate(
     t_x = (1.0 - zoom) * (width / 2) + tf.cast(shift_x, tf.float32)
     image = _resample(image, (height, width), zoom, t_y, t_x)
     boxes = _clip_boxes(_affine_boxes(boxes, zoom, t_y, t_x), height, width)
-    keep = (boxes[:, 2] - boxes[:, 0] >= min_box_size) & (boxes[:, 3] - boxes[:, 1] >= min_box_size)
+    keep = _big_enough(boxes, min_box_size)
     return image, tf.boolean_mask(boxes, keep), tf.boolean_mask(classes, keep)
 
 
@@ -243,8 +251,10 @@ def make_dataset(
     """Batched, prefetched ``tf.data.Dataset`` over ``annotations``.
 
     Per example: ``tf.io.read_file`` → :func:`decode_image` → :func:`letterbox` to
-    ``cfg.input_size``; when ``training``: :func:`random_augment` (unless ``augment`` is False)
-    and a seeded shuffle of the whole list each epoch. Then either ``encode(image, boxes, classes)``
+    ``cfg.input_size``; when ``training``: :func:`kyolo.data.mix.random_example` (mosaic,
+    :func:`random_augment`, mixup; unless ``augment`` is False) and a seeded shuffle of the whole
+    list each epoch. Mosaic and mixup read their partner images inside the same ``map``, so an
+    epoch still has one example per annotation. Then either ``encode(image, boxes, classes)``
     (``(H, W, 3)`` float32, ``(n, 4)`` float32 xyxy input pixels, ``(n,)`` int32) giving the
     ``(x, y)`` pair that is batched, or, without ``encode``, a dict batched as::
 
@@ -272,6 +282,9 @@ def make_dataset(
         ValueError: no annotations, or (without ``encode``) an image with more than
             ``cfg.max_boxes`` boxes (named).
     """
+    # Imported here because kyolo.data.mix imports this module's resampling helpers.
+    from kyolo.data.mix import random_example
+
     if not annotations:
         raise ValueError("make_dataset needs at least one annotation")
     if batch_size < 1:
@@ -290,7 +303,7 @@ def make_dataset(
     all_classes = tf.constant(np.concatenate([a.classes for a in annotations]).astype(np.int32))
     out_h, out_w = cfg.input_size
 
-    def load(index: tf.Tensor, seed_pair: tf.Tensor) -> dict[str, tf.Tensor]:
+    def read(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tuple[tf.Tensor, ...]]:
         image = decode_image(tf.io.read_file(paths[index]))
         decoded = tf.shape(image)[:2]
         tf.debugging.Assert(
@@ -305,9 +318,20 @@ def make_dataset(
         )
         boxes = all_boxes[offsets[index] : offsets[index + 1]]
         classes = all_classes[offsets[index] : offsets[index + 1]]
-        image, boxes, (scale, pad_y, pad_x) = letterbox(image, boxes, (out_h, out_w))
+        image, boxes, params = letterbox(image, boxes, (out_h, out_w))
+        return image, boxes, classes, params
+
+    def load(index: tf.Tensor, seed_pair: tf.Tensor) -> dict[str, tf.Tensor]:
+        image, boxes, classes, (scale, pad_y, pad_x) = read(index)
         if aug_config is not None:
-            image, boxes, classes = random_augment(image, boxes, classes, seed_pair, aug_config)
+            image, boxes, classes = random_example(
+                (image, boxes, classes),
+                lambda other: read(other)[:3],
+                seed_pair,
+                len(annotations),
+                aug_config,
+                cfg.max_boxes,
+            )
         return {
             "image": image,
             "boxes": boxes,
@@ -421,3 +445,8 @@ def _affine_boxes(boxes: tf.Tensor, scale: tf.Tensor, t_y: tf.Tensor, t_x: tf.Te
 def _clip_boxes(boxes: tf.Tensor, height: int, width: int) -> tf.Tensor:
     upper = tf.constant([width, height, width, height], tf.float32)
     return tf.minimum(tf.maximum(boxes, 0.0), upper)
+
+
+def _big_enough(boxes: tf.Tensor, min_size: float) -> tf.Tensor:
+    """``(n,)`` bool: the ``(n, 4)`` xyxy box is at least ``min_size`` wide and high."""
+    return (boxes[:, 2] - boxes[:, 0] >= min_size) & (boxes[:, 3] - boxes[:, 1] >= min_size)
