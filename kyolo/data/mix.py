@@ -187,13 +187,10 @@ def _random_view(
         height, width = example[0].shape[0], example[0].shape[1]
 
         def tile() -> Example:
-            centre = tf.random.stateless_uniform(
-                [2],
-                centre_seed,
-                minval=[height // 4, width // 4],
-                maxval=[3 * height // 4 + 1, 3 * width // 4 + 1],
-                dtype=tf.int32,
-            )
+            # A whole pixel uniform in [size // 4, 3 size // 4] on each axis.
+            low = tf.constant([height // 4, width // 4], tf.float32)
+            count = tf.constant([3 * height // 4 + 1, 3 * width // 4 + 1], tf.float32) - low
+            centre = low + tf.floor(tf.random.stateless_uniform([2], centre_seed) * count)
             tiles = [example, *(read(partners[k]) for k in range(3))]
             mixed = mosaic(tiles, centre[0], centre[1], min_box_size=config.min_box_size)
             return _within_capacity(mixed, example, max_boxes)
