@@ -1,7 +1,8 @@
 """Data layer: dataset files → :class:`Annotation` lists → ``tf.data`` pipelines.
 
 Readers (no TensorFlow import): :func:`read_coco`, :func:`read_voc`, :func:`read_yolo`; the bundled
-DigitsDet generator :func:`make_digits`. The ``tf.data`` pieces live in :mod:`kyolo.data.pipeline`.
+DigitsDet generator :func:`make_digits`. The ``tf.data`` pieces live in :mod:`kyolo.data.pipeline`
+and :mod:`kyolo.data.mix` (mosaic, mixup).
 """
 
 from kyolo.data.annotations import Annotation, AnnotationError, validate
