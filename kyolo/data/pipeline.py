@@ -368,7 +368,8 @@ def check_box_counts(annotations: Sequence[Annotation], max_boxes: int, hint: st
     """Raise ``ValueError`` naming the image with the most boxes if it has more than ``max_boxes``.
 
     The target encoder enforces the same limit inside ``tf.data``, where it cannot name the file;
-    call this first to fail early with the path. Augmentation only ever removes boxes.
+    call this first to fail early with the path. Augmentation only ever removes boxes, and mosaic
+    / mixup are skipped where they would exceed the limit.
     """
     counts = [len(a.boxes) for a in annotations]
     worst = int(np.argmax(counts)) if counts else 0
