@@ -90,15 +90,37 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     Here every backup writes its weights to a new file, then atomically replaces the metadata,
     which names that file: the metadata is the commit record, so a restart sees either the
     previous backup or the new one, whole. Older weight files are removed after the commit.
-    ``double_checkpoint`` is not needed and is ignored. Same arguments otherwise.
+    ``double_checkpoint`` is not needed and is ignored. Same arguments otherwise, and:
+
+    Args:
+        swap_ema: the run's ``keras.callbacks.SwapEMAWeights(swap_on_epoch=True)``, if any. That
+            callback must come first (so that validation, mAP and checkpoints see the EMA
+            weights), so the backup is taken with the EMA weights in the model and the raw ones
+            in the optimizer's averages. The metadata records this, and a restore swaps them back
+            before training goes on; without it a resumed run would train on from the EMA weights.
     """
+
+    def __init__(
+        self,
+        backup_dir: str,
+        swap_ema: keras.callbacks.SwapEMAWeights | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(backup_dir, **kwargs)
+        self.swap_ema = swap_ema
 
     def _save_model(self) -> None:
         os.makedirs(self.backup_dir, exist_ok=True)
         name = f"epoch{self._current_epoch}-batch{self._last_batch_seen}.weights.h5"
         with atomic_path(os.path.join(self.backup_dir, name)) as temp:
             self.model.save_weights(temp, overwrite=True)
-        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name}
+        metadata = {
+            "epoch": self._current_epoch,
+            "batch": self._last_batch_seen,
+            "weights": name,
+            # Keras' private flag (keras 3.x): whether the EMA weights are in the model now.
+            "ema_in_model": bool(self.swap_ema and self.swap_ema._ema_weights_in_model),
+        }
         with atomic_path(self._training_metadata_path) as temp, open(temp, "w") as f:
             json.dump(metadata, f)
         for old in glob.glob(os.path.join(glob.escape(self.backup_dir), "epoch*.weights.h5")):
@@ -115,4 +137,11 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         if self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
         self.model.load_weights(os.path.join(self.backup_dir, metadata["weights"]))
+        if metadata.get("ema_in_model"):
+            if self.swap_ema is None:
+                raise ValueError(
+                    f"{self.backup_dir} holds EMA weights swapped into the model: pass the "
+                    "run's SwapEMAWeights callback as swap_ema to restore it"
+                )
+            self.swap_ema._swap_variables()  # back to the raw weights training goes on from
         self.model._initial_epoch = metadata["epoch"]

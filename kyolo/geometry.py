@@ -107,3 +107,8 @@ def clip_boxes(boxes: tf.Tensor, height: int, width: int) -> tf.Tensor:
     """``(n, 4)`` xyxy boxes clipped to a ``height x width`` canvas."""
     upper = tf.constant([width, height, width, height], tf.float32)
     return tf.minimum(tf.maximum(boxes, 0.0), upper)
+
+
+def big_enough(boxes: tf.Tensor, min_size: float) -> tf.Tensor:
+    """``(n,)`` bool: the ``(n, 4)`` xyxy box is at least ``min_size`` wide and high."""
+    return (boxes[:, 2] - boxes[:, 0] >= min_size) & (boxes[:, 3] - boxes[:, 1] >= min_size)

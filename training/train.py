@@ -50,7 +50,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="override a config field of the preset, e.g. assigner=best_anchor_per_scale or "
         "loss.box_loss=iou (values are JSON, else strings); repeatable",
     )
-    parser.add_argument("--lr", type=float, default=2e-3)
+    add_recipe_arguments(parser)
     parser.add_argument("--warmup-epochs", type=float, default=2.0)
     parser.add_argument("--eval-every", type=int, default=5, help="epochs between mAP evals")
     parser.add_argument("--seed", type=int, default=0)
@@ -64,13 +64,65 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"--img-size takes 1 or 2 values, got {args.img_size}")
     if min(args.img_size) < 1 or min(args.digits) < 1:
         parser.error("--img-size and --digits must be >= 1")
-    if args.lr <= 0 or args.warmup_epochs < 0:
+    if (args.lr is not None and args.lr <= 0) or args.warmup_epochs < 0:
         parser.error(f"need --lr > 0 and --warmup-epochs >= 0, got {args.lr}, {args.warmup_epochs}")
+    try:
+        augmentation(args)
+    except ValueError as err:
+        parser.error(f"augmentation: {err}")
     if args.anchors not in ("auto", "preset") and not ANCHOR_PAIRS.fullmatch(args.anchors):
         parser.error(f"--anchors must be 'auto', 'preset' or 'w,h w,h ...', got {args.anchors!r}")
     if args.data_format != "digits":
         check_data_paths(parser, args)
     return args
+
+
+def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
+    """Augmentation, optimizer and EMA flags; defaults keep mosaic, mixup and EMA off."""
+    from kyolo.optim import DEFAULTS, OPTIMIZERS
+
+    parser.add_argument("--mosaic", type=float, default=0.0, metavar="P", help="mosaic probability")
+    parser.add_argument("--mixup", type=float, default=0.0, metavar="P", help="mixup probability")
+    parser.add_argument("--zoom", type=float, default=0.25, help="zoom range: 1 ± ZOOM")
+    parser.add_argument(
+        "--translate", type=float, default=0.1, help="shift range: ± TRANSLATE × image size"
+    )
+    parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam")
+    defaults = ", ".join(
+        f"{name} {d['learning_rate']:g} / {d['momentum']:g}" for name, d in DEFAULTS.items()
+    )
+    parser.add_argument("--lr", type=float, help=f"peak learning rate (default: {defaults})")
+    parser.add_argument("--momentum", type=float, help="SGD momentum or Adam beta_1 (as --lr)")
+    parser.add_argument(
+        "--weight-decay",
+        type=float,
+        default=0.0,
+        help="decoupled decay per step (Keras; not on biases or BatchNorm), see kyolo.optim",
+    )
+    parser.add_argument(
+        "--ema",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="validate, checkpoint and export an EMA of the weights",
+    )
+    parser.add_argument("--ema-decay", type=float, default=0.9999)
+    parser.add_argument(
+        "--ema-ramp", type=float, default=2000.0, help="updates of the EMA decay's warm-up"
+    )
+
+
+def augmentation(args: argparse.Namespace):
+    """The training :class:`~kyolo.data.augment.Augmentation` the flags ask for."""
+    from kyolo.data.augment import Augmentation
+
+    return Augmentation(
+        # Mirrored digits are not digits: no flips for DigitsDet.
+        flip_prob=0.0 if args.data_format == "digits" else Augmentation.flip_prob,
+        zoom=args.zoom,
+        translate=args.translate,
+        mosaic_prob=args.mosaic,
+        mixup_prob=args.mixup,
+    )
 
 
 ANCHOR_PAIRS = re.compile(r"\s*(\d+(\.\d*)?,\d+(\.\d*)?\s*)+")
@@ -134,20 +186,20 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
         AtomicModelCheckpoint,
         CocoMeanAveragePrecision,
     )
-    from kyolo.data.pipeline import Augmentation, check_images, make_dataset
+    from kyolo.data.pipeline import check_images, make_dataset
     from kyolo.encode import target_encoder
     from kyolo.export import export_saved_model
     from kyolo.losses import YoloLoss
     from kyolo.metrics import YoloLossComponents
     from kyolo.models import build_model
+    from kyolo.optim import DEFAULTS, build_optimizer, cosine_schedule
     from kyolo.saving import atomic_path, save_model
 
     started = time.time()
     keras.utils.set_random_seed(args.seed)
     os.makedirs(args.out, exist_ok=True)
     train_ann, val_ann, names, cfg = prepare(args)
-    # Mirrored digits are not digits: no flips for DigitsDet.
-    augment = Augmentation(flip_prob=0.0) if args.data_format == "digits" else Augmentation()
+    augment = augmentation(args)
     encode = target_encoder(cfg)
     train_ds = make_dataset(
         train_ann,
@@ -167,18 +219,21 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
         else tf.distribute.get_strategy()
     )
     steps = int(np.ceil(len(train_ann) / args.batch_size))
+    lr = DEFAULTS[args.optimizer]["learning_rate"] if args.lr is None else args.lr
     with strategy.scope():
         model = build_model(args.model, cfg)
-        schedule = keras.optimizers.schedules.CosineDecay(
-            0.0,
-            decay_steps=max(1, args.epochs * steps - int(args.warmup_epochs * steps)),
-            warmup_target=args.lr,
-            warmup_steps=int(args.warmup_epochs * steps),
-            alpha=0.01,
+        optimizer = build_optimizer(
+            args.optimizer,
+            cosine_schedule(lr, args.epochs * steps, int(args.warmup_epochs * steps)),
+            momentum=args.momentum,
+            weight_decay=args.weight_decay,
+            ema=args.ema,
+            ema_decay=args.ema_decay,
+            ema_ramp=args.ema_ramp,
         )
         losses = [YoloLoss(cfg, s) for s in range(cfg.num_scales)]
         model.compile(
-            optimizer=keras.optimizers.Adam(schedule),
+            optimizer=optimizer,
             loss=losses,
             metrics=[[YoloLossComponents(loss)] for loss in losses],
         )
@@ -188,8 +243,11 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
         os.remove(history_csv)  # a fresh run, not a resumed one: start the history anew
     done = read_history(history_csv) if os.path.exists(history_csv) else {}
     # The backup is the commit of an epoch, so it comes after every writer of that epoch: a kill
-    # before it repeats the epoch (read_history keeps its last row), never loses one.
+    # before it repeats the epoch (read_history keeps its last row), never loses one. The EMA
+    # swap comes first, so that val_loss, mAP and checkpoints are those of the EMA weights.
+    swap_ema = keras.callbacks.SwapEMAWeights(swap_on_epoch=True) if args.ema else None
     callbacks = [
+        *([swap_ema] if swap_ema else []),
         CocoMeanAveragePrecision(map_ds, cfg, frequency=args.eval_every),
         AtomicModelCheckpoint(
             os.path.join(args.out, "best.keras"),
@@ -200,7 +258,7 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
         ),
         keras.callbacks.TensorBoard(os.path.join(args.out, "logs")),
         keras.callbacks.CSVLogger(history_csv, append=True),
-        AtomicBackupAndRestore(backup_dir),
+        AtomicBackupAndRestore(backup_dir, swap_ema=swap_ema),
         *extra_callbacks,
     ]
     try:

@@ -3,7 +3,7 @@
 Readers (no TensorFlow import): :func:`read_coco`, :func:`read_voc`, :func:`read_yolo`. Dataset
 builders: :func:`make_digits` (the bundled DigitsDet) and :func:`make_neon_trees` (real aerial
 tree-crown tiles from a pinned PyPI wheel, see ``docs/real-data.md``). The ``tf.data`` pieces live
-in :mod:`kyolo.data.pipeline`.
+in :mod:`kyolo.data.pipeline` and :mod:`kyolo.data.mix` (mosaic, mixup).
 """
 
 from kyolo.data.annotations import Annotation, AnnotationError, validate

@@ -12,7 +12,6 @@ stream of epochs, and each epoch draws new augmentations.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,43 +20,11 @@ import tensorflow as tf
 
 from kyolo.config import YoloConfig
 from kyolo.data.annotations import Annotation, AnnotationError
-from kyolo.geometry import affine_boxes, clip_boxes, letterbox, resample
+from kyolo.data.augment import Augmentation
+from kyolo.data.mix import random_example
+from kyolo.geometry import letterbox
 
 AUTOTUNE = tf.data.AUTOTUNE
-
-
-@dataclasses.dataclass(frozen=True)
-class Augmentation:
-    """Training augmentation settings; every box moves with its pixels.
-
-    Attributes:
-        flip_prob: probability of a horizontal flip.
-        zoom: zoom about the canvas centre drawn from ``[1 - zoom, 1 + zoom]``.
-        translate: shift drawn from ``[-translate, translate]`` times the canvas height / width.
-        min_box_size: after the zoom and shift, boxes are clipped to the canvas, and a box less
-            than this many pixels wide or high is removed. This is the augmentation's policy for
-            objects pushed off the canvas, not a data error: nothing is logged.
-        hue: hue shift, in turns, drawn from ``[-hue, hue]``.
-        saturation: saturation gain drawn from ``[1 - saturation, 1 + saturation]``.
-        value: brightness gain drawn from ``[1 - value, 1 + value]``.
-    """
-
-    flip_prob: float = 0.5
-    zoom: float = 0.25
-    translate: float = 0.1
-    min_box_size: float = 2.0
-    hue: float = 0.015
-    saturation: float = 0.7
-    value: float = 0.4
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.flip_prob <= 1:
-            raise ValueError(f"flip_prob must be in [0, 1], got {self.flip_prob}")
-        if not 0 <= self.zoom < 1:
-            raise ValueError(f"zoom must be in [0, 1), got {self.zoom}")
-        for name in ("translate", "min_box_size", "hue", "saturation", "value"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
 def decode_image(data: tf.Tensor) -> tf.Tensor:
@@ -69,107 +36,6 @@ def decode_image(data: tf.Tensor) -> tf.Tensor:
     image = tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
     image.set_shape([None, None, 3])
     return image
-
-
-def flip_horizontal(image: tf.Tensor, boxes: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Mirror left-right: ``x' = W - x`` (so ``x_min' = W - x_max``)."""
-    width = tf.cast(tf.shape(image)[1], tf.float32)
-    x_min, y_min, x_max, y_max = tf.unstack(tf.cast(boxes, tf.float32), num=4, axis=-1)
-    flipped = tf.stack([width - x_max, y_min, width - x_min, y_max], axis=-1)
-    return tf.reverse(image, axis=[1]), flipped
-
-
-def zoom_shift(
-    image: tf.Tensor,
-    boxes: tf.Tensor,
-    classes: tf.Tensor,
-    zoom: tf.Tensor | float,
-    shift_y: tf.Tensor | float,
-    shift_x: tf.Tensor | float,
-    *,
-    min_box_size: float = 2.0,
-) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """Zoom by ``zoom`` about the canvas centre, then shift by ``(shift_y, shift_x)`` pixels.
-
-    ``x' = zoom (x - W/2) + W/2 + shift_x`` (``y`` likewise); the canvas keeps its size. Boxes are
-    clipped to the canvas; those then narrower or lower than ``min_box_size`` pixels are removed
-    with their classes (documented augmentation policy, not logged).
-
-    Args:
-        image: ``(H, W, 3)`` float32 in [0, 1].
-        boxes: ``(n, 4)`` xyxy canvas pixels; classes: ``(n,)``.
-
-    Returns:
-        ``(image, boxes (m, 4), classes (m,))`` with ``m <= n``.
-    """
-    height, width = image.shape[0], image.shape[1]
-    zoom = tf.cast(zoom, tf.float32)
-    t_y = (1.0 - zoom) * (height / 2) + tf.cast(shift_y, tf.float32)
-    t_x = (1.0 - zoom) * (width / 2) + tf.cast(shift_x, tf.float32)
-    image = resample(image, (height, width), zoom, t_y, t_x)
-    boxes = clip_boxes(affine_boxes(boxes, zoom, t_y, t_x), height, width)
-    keep = (boxes[:, 2] - boxes[:, 0] >= min_box_size) & (boxes[:, 3] - boxes[:, 1] >= min_box_size)
-    return image, tf.boolean_mask(boxes, keep), tf.boolean_mask(classes, keep)
-
-
-def hsv_jitter(
-    image: tf.Tensor,
-    hue_shift: tf.Tensor | float,
-    saturation_gain: tf.Tensor | float,
-    value_gain: tf.Tensor | float,
-) -> tf.Tensor:
-    """``h' = (h + hue_shift) mod 1``, ``s' = min(s * saturation_gain, 1)``, ``v'`` likewise.
-
-    Args:
-        image: ``(H, W, 3)`` float32 RGB in [0, 1]. Boxes do not change.
-    """
-    hue, sat, val = tf.unstack(tf.image.rgb_to_hsv(image), num=3, axis=-1)
-    hue = tf.math.floormod(hue + tf.cast(hue_shift, tf.float32), 1.0)
-    sat = tf.clip_by_value(sat * tf.cast(saturation_gain, tf.float32), 0.0, 1.0)
-    val = tf.clip_by_value(val * tf.cast(value_gain, tf.float32), 0.0, 1.0)
-    return tf.image.hsv_to_rgb(tf.stack([hue, sat, val], axis=-1))
-
-
-def random_augment(
-    image: tf.Tensor,
-    boxes: tf.Tensor,
-    classes: tf.Tensor,
-    seed: tf.Tensor,
-    config: Augmentation | None = None,
-) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """Random flip, zoom/shift and HSV jitter of one canvas, reproducible from ``seed``.
-
-    Args:
-        image: ``(H, W, 3)`` float32 in [0, 1] with a static shape (a letterboxed canvas).
-        boxes: ``(n, 4)`` xyxy canvas pixels; classes: ``(n,)``.
-        seed: ``(2,)`` int32/int64 stateless seed.
-        config: settings; default :class:`Augmentation()`.
-    """
-    config = config or Augmentation()
-    height, width = image.shape[0], image.shape[1]
-    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=2)
-    flip_draw, zoom, shift_y, shift_x = tf.unstack(
-        tf.random.stateless_uniform([4], seeds[0], minval=-1.0, maxval=1.0)
-    )
-    image, boxes = tf.cond(
-        (flip_draw + 1.0) / 2.0 < config.flip_prob,
-        lambda: flip_horizontal(image, boxes),
-        lambda: (image, tf.cast(boxes, tf.float32)),
-    )
-    image, boxes, classes = zoom_shift(
-        image,
-        boxes,
-        classes,
-        1.0 + config.zoom * zoom,
-        config.translate * height * shift_y,
-        config.translate * width * shift_x,
-        min_box_size=config.min_box_size,
-    )
-    hue, sat, val = tf.unstack(tf.random.stateless_uniform([3], seeds[1], minval=-1.0, maxval=1.0))
-    image = hsv_jitter(
-        image, config.hue * hue, 1.0 + config.saturation * sat, 1.0 + config.value * val
-    )
-    return image, boxes, classes
 
 
 def make_dataset(
@@ -185,8 +51,10 @@ def make_dataset(
     """Batched, prefetched ``tf.data.Dataset`` over ``annotations``.
 
     Per example: ``tf.io.read_file`` → :func:`decode_image` → :func:`letterbox` to
-    ``cfg.input_size``; when ``training``: :func:`random_augment` (unless ``augment`` is False)
-    and a seeded shuffle of the whole list each epoch. Then either ``encode(image, boxes, classes)``
+    ``cfg.input_size``; when ``training``: :func:`kyolo.data.mix.random_example` (mosaic,
+    :func:`random_augment`, mixup; unless ``augment`` is False) and a seeded shuffle of the whole
+    list each epoch. Mosaic and mixup read their partner images inside the same ``map``, so an
+    epoch still has one example per annotation. Then either ``encode(image, boxes, classes)``
     (``(H, W, 3)`` float32, ``(n, 4)`` float32 xyxy input pixels, ``(n,)`` int32) giving the
     ``(x, y)`` pair that is batched, or, without ``encode``, a dict batched as::
 
@@ -215,6 +83,7 @@ def make_dataset(
         ValueError: no annotations, or (without ``encode``) an image with more than
             ``cfg.max_boxes`` boxes (named).
     """
+
     if not annotations:
         raise ValueError("make_dataset needs at least one annotation")
     if batch_size < 1:
@@ -233,7 +102,7 @@ def make_dataset(
     all_classes = tf.constant(np.concatenate([a.classes for a in annotations]).astype(np.int32))
     out_h, out_w = cfg.input_size
 
-    def load(index: tf.Tensor, seed_pair: tf.Tensor) -> dict[str, tf.Tensor]:
+    def read(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tuple[tf.Tensor, ...]]:
         image = decode_image(tf.io.read_file(paths[index]))
         decoded = tf.shape(image)[:2]
         tf.debugging.Assert(
@@ -248,9 +117,20 @@ def make_dataset(
         )
         boxes = all_boxes[offsets[index] : offsets[index + 1]]
         classes = all_classes[offsets[index] : offsets[index + 1]]
-        image, boxes, (ratio, pad_y, pad_x) = letterbox(image, boxes, (out_h, out_w))
+        image, boxes, params = letterbox(image, boxes, (out_h, out_w))
+        return image, boxes, classes, params
+
+    def load(index: tf.Tensor, seed_pair: tf.Tensor) -> dict[str, tf.Tensor]:
+        image, boxes, classes, (ratio, pad_y, pad_x) = read(index)
         if aug_config is not None:
-            image, boxes, classes = random_augment(image, boxes, classes, seed_pair, aug_config)
+            image, boxes, classes = random_example(
+                (image, boxes, classes),
+                lambda other: read(other)[:3],
+                seed_pair,
+                len(annotations),
+                aug_config,
+                cfg.max_boxes,
+            )
         return {
             "image": image,
             "boxes": boxes,
@@ -287,7 +167,8 @@ def check_box_counts(annotations: Sequence[Annotation], max_boxes: int, hint: st
     """Raise ``ValueError`` naming the image with the most boxes if it has more than ``max_boxes``.
 
     The target encoder enforces the same limit inside ``tf.data``, where it cannot name the file;
-    call this first to fail early with the path. Augmentation only ever removes boxes.
+    call this first to fail early with the path. Augmentation only ever removes boxes, and mosaic
+    / mixup are skipped where they would exceed the limit.
     """
     counts = [len(a.boxes) for a in annotations]
     worst = int(np.argmax(counts)) if counts else 0

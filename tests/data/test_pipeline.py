@@ -4,15 +4,14 @@ import tensorflow as tf
 
 from kyolo.config import YoloConfig
 from kyolo.data.annotations import Annotation
-from kyolo.data.pipeline import (
+from kyolo.data.augment import (
     Augmentation,
-    decode_image,
     flip_horizontal,
     hsv_jitter,
-    make_dataset,
     random_augment,
     zoom_shift,
 )
+from kyolo.data.pipeline import decode_image, make_dataset
 from kyolo.geometry import PAD_VALUE, letterbox, unletterbox_boxes
 
 # An edge at a fractional position leaves a partly covered pixel; thresholding the ink at half

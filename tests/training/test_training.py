@@ -151,3 +151,37 @@ def test_train_job_resumes_then_exports_a_reloadable_model(tmp_path):
     )
     model.fit(ds.take(1), epochs=1, verbose=0)
     assert int(model.optimizer.iterations.numpy()) == steps + 1
+
+
+def test_train_job_with_mosaic_mixup_ema_and_sgd(tmp_path):
+    args = job_args(
+        tmp_path,
+        tmp_path / "digits",
+        "--epochs", "1",
+        "--mosaic", "1",
+        "--mixup", "0.5",
+        "--ema",
+        "--ema-ramp", "5",
+        "--optimizer", "sgd",
+        "--weight-decay", "5e-4",
+    )  # fmt: skip
+    metrics = train_job.train(args)
+    assert np.isfinite(metrics["final_loss"]) and len(metrics["history"]["loss"]) == 1
+    model = keras.saving.load_model(tmp_path / "out" / "model.keras", safe_mode=True)
+    optimizer = model.optimizer
+    assert optimizer.use_ema and optimizer.ema_ramp == 5 and optimizer.nesterov
+    # fit ends with the EMA weights in the model: the saved model is the EMA one.
+    for var, average in zip(
+        model.trainable_variables, optimizer._model_variables_moving_average, strict=True
+    ):
+        np.testing.assert_array_equal(var.numpy(), average.numpy())
+
+
+def test_recipe_flags():
+    args = train_job.parse_args(["--mosaic", "0.5", "--zoom", "0.4"])
+    augment = train_job.augmentation(args)
+    assert (augment.mosaic_prob, augment.mixup_prob, augment.zoom) == (0.5, 0.0, 0.4)
+    assert augment.flip_prob == 0.0  # DigitsDet: mirrored digits are not digits
+    assert not args.ema and args.optimizer == "adam" and args.lr is None
+    with pytest.raises(SystemExit):
+        train_job.parse_args(["--mixup", "1.5"])
