@@ -31,14 +31,14 @@ def random_true_boxes(rng, counts, height, width, num_classes, slots=12):
     return out
 
 
-def make_v3_case(seed, shape, anchors, counts, num_classes=80, scale=1.5):
+def make_v3_case(seed, shape, anchors, counts, num_classes=80, spread=1.5):
     rng = np.random.default_rng(seed)
     true_boxes = random_true_boxes(rng, counts, *shape, num_classes=num_classes)
     true_boxes[-1, 1, :4] = true_boxes[-1, 0, :4]  # collision on one slot
     true_boxes[-1, 1, 4] = (true_boxes[-1, 0, 4] + 1) % num_classes
     y_true = keras_yolo3_np.preprocess_true_boxes(true_boxes, shape, anchors, num_classes)
     outputs = [
-        (scale * rng.standard_normal((len(counts), *y.shape[1:3], 3 * (5 + num_classes)))).astype(
+        (spread * rng.standard_normal((len(counts), *y.shape[1:3], 3 * (5 + num_classes)))).astype(
             np.float32
         )
         for y in y_true
