@@ -32,6 +32,8 @@ def random_true_boxes(rng, counts, height, width, num_classes, slots=12):
 
 
 def make_v3_case(seed, shape, anchors, counts, num_classes=80, spread=1.5):
+    """keras-yolo3 inputs: raw heads ``N(0, spread²)`` per scale and ``y_true`` from the NumPy
+    ``preprocess_true_boxes`` of random boxes, the last image with two boxes on one slot."""
     rng = np.random.default_rng(seed)
     true_boxes = random_true_boxes(rng, counts, *shape, num_classes=num_classes)
     true_boxes[-1, 1, :4] = true_boxes[-1, 0, :4]  # collision on one slot
@@ -47,6 +49,7 @@ def make_v3_case(seed, shape, anchors, counts, num_classes=80, spread=1.5):
 
 
 HYP = dict(box=0.05, obj=1.0, cls=0.5, cls_pw=1.0, obj_pw=1.0, fl_gamma=0.0, anchor_t=4.0)
+"""YOLOv5's ``hyp.scratch-low.yaml`` loss settings (the ``hyp`` of ``ComputeLoss``)."""
 V5_ANCHORS = np.array(
     [
         [[10, 13], [16, 30], [33, 23]],
@@ -58,6 +61,7 @@ V5_ANCHORS = np.array(
 
 
 def slot_keys(shapes, targets, anchors, strides, anchor_t):
+    """Per scale the ``(b, a, gj, gi)`` slots YOLOv5's ``build_targets`` assigns the rows to."""
     grid_anchors = anchors / np.asarray(strides, np.float64)[:, None, None]
     _, _, indices, _ = yolov5_np.build_targets(shapes, targets, grid_anchors, anchor_t)
     return [list(zip(*(i.tolist() for i in idx), strict=True)) for idx in indices]
@@ -82,6 +86,8 @@ def unshared_targets(rng, shapes, anchors, strides, count, num_classes, empty=()
 
 
 def v5_case(seed, batch, size, strides, num_classes, count, num_anchors=2, empty=()):
+    """YOLOv5 inputs ``(p, targets, anchors, strides)``: heads in its ``(b, A, gh, gw, 5 + C)``
+    layout and ``count`` target rows that share no slot (images in ``empty`` get none)."""
     rng = np.random.default_rng(seed)
     anchors = V5_ANCHORS[-len(strides) :, :num_anchors]
     shapes = [(batch, num_anchors, size[0] // s, size[1] // s, 5 + num_classes) for s in strides]
@@ -108,9 +114,11 @@ V5_CASES = {
     "two_scales": (v5_case(6, 2, (32, 48), [8, 16], 2, 5, num_anchors=3), dict(box=0.1, cls=0.3)),
     "no_targets": (v5_case(7, 2, (32, 32), [8, 16, 32], 3, 0), {}),
 }
+"""YOLOv5 parity cases: ``name → ((p, targets, anchors, strides), hyp changes)``."""
 
 
 def run_compute_loss(p, targets, anchors, strides, hyp):
+    """kyolo's ``compat.yolov5.compute_loss`` on a case: ``(loss, items, gradients)``."""
     variables = [tf.Variable(x, dtype=tf.float32) for x in p]
     with tf.GradientTape() as tape:
         loss, items = compute_loss(variables, targets, anchors, strides, hyp)

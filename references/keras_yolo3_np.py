@@ -220,7 +220,8 @@ def yolo_loss_components(
         * ignore mask, per image and scale: best IoU of each decoded prediction against the boxes
           of *that scale's* ``y_true`` with objectness != 0 (none -> best IoU is -inf, so
           nothing is ignored); ``ignore = best_iou < ignore_thresh``.
-        * ``xy = obj * box_loss_scale * BCE(raw_true_xy, t_xy)`` (a BCE with soft labels, not a square);
+        * ``xy = obj * box_loss_scale * BCE(raw_true_xy, t_xy)`` (a BCE with soft labels, not a
+          square);
           ``wh = obj * box_loss_scale * 0.5 * (raw_true_wh - t_wh)^2``;
           ``confidence = obj * BCE(obj, t_o) + (1 - obj) * BCE(obj, t_o) * ignore``;
           ``class = obj * BCE(class_indicators, t_cls)``.
