@@ -269,8 +269,8 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
         # tf.data cannot say which file it failed to decode; a full decoding pass can.
         check_images([*train_ann, *val_ann])
         raise
-    save_model(model, os.path.join(args.out, "model.keras"))
-    export_saved_model(model, cfg, os.path.join(args.out, "serving"))
+    save_model(model, os.path.join(args.out, "model.keras"), cfg=cfg, class_names=names)
+    export_saved_model(model, cfg, os.path.join(args.out, "serving"), class_names=names)
     served = evaluate_saved_model(os.path.join(args.out, "serving"), val_ann, len(names))
     logs = read_history(history_csv)  # every epoch, also those before a resume
     metrics = {
@@ -307,20 +307,10 @@ def read_history(path: str) -> dict[str, list[float]]:
 
 def evaluate_saved_model(path: str, annotations: list, num_classes: int) -> dict[str, float]:
     """mAP of the exported SavedModel on raw images, boxes compared in original image pixels."""
-    import tensorflow as tf
+    from kyolo.evaluate import coco_map, detect_annotations
+    from kyolo.export.runtime import load_detector
 
-    from kyolo.data.pipeline import decode_image
-    from kyolo.evaluate import coco_map
-
-    serve = tf.saved_model.load(path).signatures["serving_default"]
-    truths, detections = [], []
-    for ann in annotations:
-        image = decode_image(tf.io.read_file(ann.image_path))
-        found = {k: v.numpy()[0] for k, v in serve(images=image[None]).items()}
-        n = found["count"]
-        truths.append((ann.boxes, ann.classes))
-        detections.append((found["boxes"][:n], found["scores"][:n], found["classes"][:n]))
-    return coco_map(truths, detections, num_classes)
+    return coco_map(*detect_annotations(load_detector(path), annotations), num_classes)
 
 
 def plot_curves(history: dict[str, list[float]], path: str) -> None:
