@@ -156,3 +156,17 @@ LOADERS: dict[str, Callable[[str], Detector]] = {
     "onnx": _load_onnx,
 }
 """Model format → loader; :func:`model_format` picks the key from the path."""
+
+
+def detection_records(found: dict[str, np.ndarray], class_names: list[str]) -> list[dict]:
+    """A :class:`Detector` result as JSON-ready rows ``{"class", "name", "score", "box"}``
+    (``box``: xyxy image pixels), best score first."""
+    return [
+        {
+            "class": int(cls),
+            "name": class_names[int(cls)],
+            "score": round(float(score), 5),
+            "box": [round(float(v), 2) for v in box],
+        }
+        for box, score, cls in zip(found["boxes"], found["scores"], found["classes"], strict=True)
+    ]

@@ -123,13 +123,19 @@ def export_tflite(
     return os.fspath(path)
 
 
-def calibration_canvases(annotations: Sequence, cfg: YoloConfig, count: int) -> list[np.ndarray]:
-    """The first ``count`` images of ``annotations`` letterboxed to ``cfg.input_size``, as the
-    training pipeline without augmentation makes them: ``(H, W, 3)`` float32 in [0, 1]."""
-    from kyolo.data.pipeline import make_dataset
+def calibration_canvases(
+    image_paths: Sequence[str], cfg: YoloConfig, count: int
+) -> list[np.ndarray]:
+    """The first ``count`` images letterboxed to ``cfg.input_size`` as training sees them
+    (no augmentation): ``(H, W, 3)`` float32 in [0, 1], int8 export's representative dataset."""
+    from kyolo.data.pipeline import decode_image
+    from kyolo.geometry import letterbox
 
-    dataset = make_dataset(list(annotations)[:count], cfg, batch_size=1, training=False)
-    return [batch["image"][0].numpy() for batch in dataset]
+    canvases = []
+    for path in list(image_paths)[:count]:
+        image = decode_image(tf.io.read_file(path))
+        canvases.append(letterbox(image, tf.zeros([0, 4]), cfg.input_size)[0].numpy())
+    return canvases
 
 
 def with_metadata(flatbuffer: bytes, text: str) -> bytes:
