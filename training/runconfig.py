@@ -59,8 +59,11 @@ def parse_with_config(
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config")
     pre.add_argument("--resume", action="store_true")
+    pre.add_argument("--exist-ok", action="store_true")
     pre.add_argument("--out", default=default_out)
     known, _ = pre.parse_known_args(argv)
+    if known.resume and known.exist_ok:
+        parser.error("--resume continues the run in --out, --exist-ok replaces it: pick one")
     path = known.config
     if known.resume and path is None:
         path = os.path.join(known.out, RUN_CONFIG)
@@ -155,8 +158,6 @@ def check_out(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
     """Refuse a non-empty ``--out`` unless ``--resume`` or ``--exist-ok`` says what to do with it
     (exit status 2, nothing written)."""
     out = args.out
-    if args.resume and args.exist_ok:
-        parser.error("--resume continues the run in --out, --exist-ok replaces it: pick one")
     if os.path.exists(out) and not os.path.isdir(out):
         parser.error(f"--out {out}: exists and is not a folder")
     held = sorted(os.listdir(out)) if os.path.isdir(out) else []
