@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import time
@@ -17,7 +18,7 @@ from training.cli import add_data_arguments, check_data_paths, load_data
 from training.console import make_parser, quiet_libraries
 
 
-def parse_args(argv: Sequence[str] | None = None):
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     from kyolo.postprocess import DEFAULT_NMS
 
     parser = make_parser("training.evaluate", __doc__.splitlines()[0])

@@ -8,6 +8,7 @@ Writes ``RUN/export/saved_model``, ``RUN/export/model_QUANTIZE.tflite`` or
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from training.console import make_parser, quiet_libraries
 FORMATS = ("saved_model", "tflite", "onnx")
 
 
-def parse_args(argv: Sequence[str] | None = None):
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = make_parser("training.export", __doc__.splitlines()[0])
     parser.add_argument("run", help="training run folder or .keras file")
     parser.add_argument("--format", choices=FORMATS, required=True)
@@ -56,7 +57,7 @@ def parse_args(argv: Sequence[str] | None = None):
     return args
 
 
-def training_images(args) -> list[str]:
+def training_images(args: argparse.Namespace) -> list[str]:
     """Calibration image paths: ``--calibration-images``, else the run's training split."""
     from kyolo.data.yolo_txt import IMAGE_EXTENSIONS
     from training import train as train_job

@@ -8,16 +8,21 @@ pixels) and ``OUT/labels/NAME.txt`` (YOLO txt); per video: ``OUT/NAME.mp4``, ``O
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from training.cli import DEFAULT_OUT
 from training.console import make_parser, quiet_libraries
+
+if TYPE_CHECKING:
+    from kyolo.export.runtime import Detector
 
 LOG = logging.getLogger("kyolo.predict")
 
@@ -49,7 +54,7 @@ def draw(image: np.ndarray, detections: dict[str, np.ndarray], names: Sequence[s
     return canvas
 
 
-def parse_args(argv: Sequence[str] | None = None):
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Flags, checked: a bad one exits (code 2) with a message naming it."""
     from kyolo.media import expand_sources, is_video
 
@@ -101,7 +106,8 @@ def save_detections(out: str, name: str, image: np.ndarray, found: dict, names: 
     return {"width": width, "height": height, "detections": detection_records(found, names)}
 
 
-def predict_image(detector, path: str, args) -> str:
+def predict_image(detector: Detector, path: str, args: argparse.Namespace) -> str:
+    """Detect, draw and save one image; returns the line to print."""
     import tensorflow as tf
 
     from kyolo.data.pipeline import decode_image
@@ -116,7 +122,8 @@ def predict_image(detector, path: str, args) -> str:
     return f"{path}: {len(found['scores'])} boxes -> {stem}.png"
 
 
-def predict_video(detector, path: str, args) -> str:
+def predict_video(detector: Detector, path: str, args: argparse.Namespace) -> str:
+    """Detect on every frame; write the drawn video, JSON and labels; returns the line to print."""
     from kyolo.media import VideoWriter, video_frames
 
     fps, frames = video_frames(path)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -53,8 +54,6 @@ def parse_with_config(
 ) -> argparse.Namespace:
     """``parser.parse_args(argv)`` on top of the settings of ``--config`` (or, with ``--resume``,
     of ``OUT/run.yaml``). A bad file exits with status 2 and a message naming it."""
-    import sys
-
     argv = list(sys.argv[1:] if argv is None else argv)
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config")
