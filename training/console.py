@@ -16,13 +16,23 @@ from collections.abc import Sequence
 VERBOSE = "--verbose"
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows ``(default: X)`` after each flag's help, except where there is none (None): such
+    flags say in their help what happens without them."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def make_parser(module: str, description: str) -> argparse.ArgumentParser:
     """A parser named ``python -m module`` whose ``--help`` shows every default, with
     ``--verbose``."""
     parser = argparse.ArgumentParser(
         prog=f"python -m {module}",
         description=description,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     parser.add_argument(
         VERBOSE,
