@@ -10,8 +10,9 @@ $(VENV)/installed: setup.cfg pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $@
 
+# --exist-ok: a rerun of `make train` starts a new run in saved_models/digits_nano.
 train: $(VENV)/installed
-	$(PY) -m training.train
+	$(PY) -m training.train --exist-ok
 
 # pytest exits 5 when it collects no test: that is a failure here, never a silent pass.
 test: $(VENV)/installed

@@ -5,6 +5,9 @@ from __future__ import annotations
 import glob
 import json
 import os
+import sys
+import time
+from collections.abc import Sequence
 from typing import Any
 
 import keras
@@ -145,3 +148,67 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
                 )
             self.swap_ema._swap_variables()  # back to the raw weights training goes on from
         self.model._initial_epoch = metadata["epoch"]
+
+
+class ProgressLogger(keras.callbacks.Callback):
+    """Progress that a person reads: a per-step bar on a terminal, one short line per epoch.
+
+    Use with ``model.fit(..., verbose=0)``. Says at once that the first steps build the graph
+    (otherwise the first epoch is silent for tens of seconds), then per epoch prints ``keys``
+    (loss, val_loss, mAP) and the time. Every metric still goes to the other callbacks' logs
+    (``CSVLogger``, TensorBoard). Place it after :class:`CocoMeanAveragePrecision`.
+
+    Args:
+        stream: where to write (default ``sys.stdout``).
+        bar: per-step bar (rewritten in place with ``\\r``); default: when ``stream`` is a TTY.
+        keys: epoch-log entries shown when present.
+    """
+
+    def __init__(
+        self,
+        stream: Any = None,
+        bar: bool | None = None,
+        keys: Sequence[str] = ("loss", "val_loss", "val_mAP50", "val_mAP50_95"),
+    ) -> None:
+        super().__init__()
+        self.stream = sys.stdout if stream is None else stream
+        self.bar = self.stream.isatty() if bar is None else bar
+        self.keys = tuple(keys)
+        self._started = 0.0
+        self._epoch = 0
+
+    def _write(self, text: str) -> None:
+        self.stream.write(text)
+        self.stream.flush()
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._write(
+            f"training {self.params['epochs']} epochs of {self.params['steps']} steps; the first "
+            "steps also build the graph\n"
+        )
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._started = time.monotonic()
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if not self.bar:
+            return
+        steps = self.params["steps"]
+        done = int(30 * (batch + 1) / steps)
+        loss = f" loss {logs['loss']:.4f}" if logs and "loss" in logs else ""
+        self._write(
+            f"\r{self._prefix()} [{'=' * done}{'.' * (30 - done)}] {batch + 1}/{steps}{loss} "
+            f"{time.monotonic() - self._started:.0f} s"
+        )
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = logs or {}
+        shown = "  ".join(f"{key} {logs[key]:.4f}" for key in self.keys if key in logs)
+        elapsed = time.monotonic() - self._started
+        # On a terminal the line replaces the bar; "\x1b[K" clears what the bar left beyond it.
+        start, clear = ("\r", "\x1b[K") if self.bar else ("", "")
+        self._write(f"{start}{self._prefix()}  {shown}  {elapsed:.0f} s{clear}\n")
+
+    def _prefix(self) -> str:
+        return f"epoch {self._epoch + 1}/{self.params['epochs']}"

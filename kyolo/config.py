@@ -181,8 +181,8 @@ class YoloConfig:
 
     Attributes:
         num_classes: number of object classes ``C``.
-        input_size: ``(height, width)`` of the network input in pixels; each must be a multiple of
-            every stride.
+        input_size: ``(height, width)`` of the network input in pixels (one number: square); each
+            must be a multiple of every stride.
         anchors: ``(w, h)`` anchor sizes in input pixels, all scales together.
         masks: per scale, the indices into ``anchors`` that the scale owns. Each scale must own the
             same number of anchors ``A`` (the output has ``A * (5 + C)`` channels).
@@ -232,7 +232,9 @@ class YoloConfig:
     def __post_init__(self) -> None:
         # Normalise lists (e.g. from JSON) to tuples so the object stays hashable and frozen.
         set_ = object.__setattr__
-        set_(self, "input_size", tuple(int(v) for v in self.input_size))
+        size = self.input_size
+        # A scalar means a square input (as --img-size S), so `--set input_size=160` works.
+        set_(self, "input_size", (int(size),) * 2 if np.ndim(size) == 0 else tuple(map(int, size)))
         set_(self, "anchors", tuple((float(w), float(h)) for w, h in self.anchors))
         set_(self, "masks", tuple(tuple(int(i) for i in m) for m in self.masks))
         set_(self, "strides", tuple(int(s) for s in self.strides))

@@ -72,17 +72,66 @@ def non_max_suppression(
 def detect(
     outputs: Sequence[tf.Tensor], cfg: YoloConfig, **nms_args: float
 ) -> dict[str, tf.Tensor]:
-    """:func:`decode_outputs` then :func:`non_max_suppression`; boxes in input pixels.
+    """:func:`candidates` then :func:`non_max_suppression`; boxes in input pixels."""
+    return non_max_suppression(*candidates(outputs, cfg), **nms_args)
 
-    Boxes are clipped to the network input before NMS, so no box leaves the canvas.
+
+def candidates(outputs: Sequence[tf.Tensor], cfg: YoloConfig) -> tuple[tf.Tensor, tf.Tensor]:
+    """:func:`decode_outputs` with boxes in network-input pixels, clipped to the input.
+
+    Returns:
+        ``boxes (b, N, 4)`` xyxy pixels, ``scores (b, N, C)``: what NMS takes.
     """
     boxes, scores = decode_outputs(outputs, cfg)
     height, width = _input_hw(outputs, cfg)
     size = tf.stack([width, height, width, height])
-    return non_max_suppression(tf.clip_by_value(boxes, 0.0, 1.0) * size, scores, **nms_args)
+    return tf.clip_by_value(boxes, 0.0, 1.0) * size, scores
 
 
 def _input_hw(outputs: Sequence[tf.Tensor], cfg: YoloConfig) -> tuple[tf.Tensor, tf.Tensor]:
     shape = tf.shape(outputs[0])
     stride = float(cfg.strides[0])
     return tf.cast(shape[1], tf.float32) * stride, tf.cast(shape[2], tf.float32) * stride
+
+
+def class_offset_nms(
+    boxes: tf.Tensor,
+    scores: tf.Tensor,
+    *,
+    max_detections: int = DEFAULT_NMS["max_detections"],
+    iou_threshold: float | tf.Tensor = DEFAULT_NMS["iou_threshold"],
+    score_threshold: float | tf.Tensor = DEFAULT_NMS["score_threshold"],
+) -> dict[str, tf.Tensor]:
+    """:func:`non_max_suppression` of one image with ops that TFLite and ONNX have built in.
+
+    Every ``(slot, class)`` pair is a candidate box. Shifting a candidate by ``class · span``
+    (``span`` > twice the largest coordinate) puts boxes of different classes apart (IoU 0), so
+    one class-agnostic greedy NMS (``NonMaxSuppressionV4``, score order) keeps per class what
+    per-class NMS keeps, and the first ``max_detections`` of it are combined NMS's top scores.
+
+    Args:
+        boxes: ``(N, 4)`` xyxy in any units; ``scores``: ``(N, C)``.
+    Returns:
+        ``boxes (D, 4)``, ``scores (D,)``, ``classes (D,)`` int32 and ``count ()`` int32 valid rows
+        (the rest is zero), ``D = max_detections``, best score first.
+    """
+    num_classes = scores.shape[-1]
+    span = 2.0 * tf.reduce_max(tf.abs(boxes)) + 1.0
+    shift = tf.range(num_classes, dtype=tf.float32)[None, :, None] * span
+    candidates = tf.reshape(boxes[:, None, :] + shift, [-1, 4])
+    flat_scores = tf.reshape(scores, [-1])
+    selected, count = tf.raw_ops.NonMaxSuppressionV4(
+        boxes=candidates,
+        scores=flat_scores,
+        max_output_size=max_detections,
+        iou_threshold=iou_threshold,
+        score_threshold=score_threshold,
+        pad_to_max_output_size=True,
+    )
+    valid = tf.range(max_detections) < count
+    return {
+        "boxes": tf.where(valid[:, None], tf.gather(boxes, selected // num_classes), 0.0),
+        "scores": tf.where(valid, tf.gather(flat_scores, selected), 0.0),
+        "classes": tf.where(valid, selected % num_classes, 0),
+        "count": count,
+    }

@@ -78,12 +78,39 @@ def save_model(
     with atomic_path(path) as temp:
         model.save(temp, overwrite=True)
         if cfg is not None or class_names is not None:
-            metadata = {
-                "config": None if cfg is None else cfg.to_dict(),
-                "class_names": None if class_names is None else list(class_names),
-            }
             with zipfile.ZipFile(temp, "a") as archive:
-                archive.writestr(METADATA, json.dumps(metadata, indent=1))
+                archive.writestr(METADATA, metadata_json(cfg, class_names))
+
+
+def metadata_json(cfg: YoloConfig | None, class_names: Sequence[str] | None) -> str:
+    """``{"config": cfg.to_dict() or null, "class_names": [...] or null}`` as JSON text.
+
+    The one metadata format of every saved or exported kyolo model (``.keras``, SavedModel,
+    TFLite, ONNX); :func:`read_metadata_json` reads it back.
+    """
+    metadata = {
+        "config": None if cfg is None else cfg.to_dict(),
+        "class_names": None if class_names is None else list(class_names),
+    }
+    return json.dumps(metadata, indent=1)
+
+
+def read_metadata_json(text: str | bytes, source: str) -> tuple[YoloConfig, list[str]]:
+    """``(config, class names)`` from :func:`metadata_json`'s text; ``source`` names it in errors.
+
+    Models exported without class names get ``["0", "1", ...]``.
+    """
+    from kyolo.config import YoloConfig
+
+    try:
+        metadata = json.loads(text)
+        cfg = YoloConfig.from_any(metadata["config"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{source}: no valid kyolo metadata ({err})") from None
+    names = metadata.get("class_names") or [str(c) for c in range(cfg.num_classes)]
+    if len(names) != cfg.num_classes:
+        raise ValueError(f"{source}: {len(names)} class names for {cfg.num_classes} classes")
+    return cfg, list(names)
 
 
 def load_metadata(path: str | os.PathLike) -> dict[str, Any]:
@@ -95,3 +122,23 @@ def load_metadata(path: str | os.PathLike) -> dict[str, Any]:
         if METADATA not in archive.namelist():
             return {}
         return json.loads(archive.read(METADATA))
+
+
+def load_trained(path: str | os.PathLike) -> tuple[keras.Model, YoloConfig, list[str]]:
+    """``(model, config, class names)`` of a ``.keras`` saved with its metadata, or of a training
+    run folder (its ``model.keras``). Raises ``ValueError`` naming the file when it has no
+    ``kyolo.json`` (saved without ``cfg``)."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        path = os.path.join(path, "model.keras")
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: no such file (a training run folder holds model.keras)")
+    with zipfile.ZipFile(path) as archive:
+        if METADATA not in archive.namelist():
+            raise ValueError(
+                f"{path}: no {METADATA} in the archive; save it with "
+                "kyolo.saving.save_model(model, path, cfg=..., class_names=...)"
+            )
+        cfg, names = read_metadata_json(archive.read(METADATA), path)
+    model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    return model, cfg, names

@@ -1,33 +1,43 @@
 """Fit anchors to a dataset: ``python -m training.anchors --data-format digits``.
 
-Prints the k-means anchors (:mod:`kyolo.anchors`) and their mean best IoU next to the COCO
-defaults scaled to the input size.
+Prints the k-means anchors (:mod:`kyolo.anchors`) of the training boxes and their mean best IoU
+next to the COCO defaults scaled to the input size. Only the training split is read.
 """
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 
 import numpy as np
 
-from training.cli import add_data_arguments, load_data
+from training.cli import add_data_arguments, check_data_paths, load_data
+from training.console import make_parser, quiet_libraries
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    quiet_libraries(argv)
     from kyolo.anchors import kmeans_anchors, letterboxed_wh, mean_best_iou
     from kyolo.config import COCO_ANCHORS
+    from kyolo.data import AnnotationError
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_data_arguments(parser)
+    parser = make_parser("training.anchors", __doc__.splitlines()[0])
+    add_data_arguments(parser, splits=("train",))
     parser.add_argument("--num-anchors", type=int, default=6)
-    parser.add_argument("--img-size", type=int, nargs="+", default=[128])
+    parser.add_argument("--img-size", type=int, nargs="+", default=[128], help="S or H W")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if len(args.img_size) not in (1, 2) or min(args.img_size) < 1:
+        parser.error(f"--img-size takes 1 or 2 sizes >= 1, got {args.img_size}")
+    if args.num_anchors < 1:
+        parser.error(f"--num-anchors must be >= 1, got {args.num_anchors}")
+    check_data_paths(parser, args, splits=("train",))
     height, width = (args.img_size * 2)[:2]
-    train, _, _ = load_data(args)
-    wh = letterboxed_wh(train, (height, width))
-    anchors, iou = kmeans_anchors(wh, args.num_anchors, seed=args.seed)
+    try:
+        train, _ = load_data(args, splits=("train",))
+        wh = letterboxed_wh(train, (height, width))
+        anchors, iou = kmeans_anchors(wh, args.num_anchors, seed=args.seed)
+    except (AnnotationError, OSError, ValueError) as err:
+        raise SystemExit(f"training.anchors: error: {err}") from None
     coco = np.array(COCO_ANCHORS) * min(height, width) / 416
     print(f"{len(wh)} boxes, input {height}x{width}")
     print("k-means anchors:", " ".join(f"{w:.0f},{h:.0f}" for w, h in anchors))

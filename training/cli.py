@@ -4,26 +4,36 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 
 DATA_FORMATS = ("digits", "coco", "voc", "yolo")
 DEFAULT_OUT = os.path.join("saved_models", "digits_nano")
 
+DIGITS_CACHE = os.path.join(
+    os.environ.get("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache")),
+    "kyolo",
+    "digitsdet",
+)
+"""Where DigitsDet is generated for a command without ``--out`` (``training.anchors``)."""
 
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags that say where the data is (``training.train``, ``training.anchors``)."""
+SPLITS = ("train", "val")
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, splits: Sequence[str] = SPLITS) -> None:
+    """Flags that say where the data of ``splits`` is (``training.train``: train and val,
+    ``training.anchors``: train, ``training.evaluate``: val)."""
     parser.add_argument("--data-format", choices=DATA_FORMATS, default="digits")
-    parser.add_argument(
-        "--train",
-        help="training annotations: COCO json file, VOC xml folder or YOLO label folder",
-    )
-    parser.add_argument("--train-images", help="image folder of --train")
-    parser.add_argument("--val", help="validation annotations, like --train")
-    parser.add_argument("--val-images", help="image folder of --val")
+    for split in splits:
+        parser.add_argument(
+            f"--{split}",
+            help=f"{split} annotations: COCO json file, VOC xml folder or YOLO label folder",
+        )
+        parser.add_argument(f"--{split}-images", help=f"image folder of --{split}")
     parser.add_argument("--classes", help="text file with one class name per line (voc, yolo)")
     parser.add_argument(
         "--data-dir",
-        default=os.path.join("runs", "digitsdet"),
-        help="where DigitsDet is generated (digits only)",
+        help="where DigitsDet is generated (digits only); default: OUT/data, or "
+        f"{DIGITS_CACHE} for a command without --out",
     )
     parser.add_argument(
         "--digits",
@@ -42,49 +52,71 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def check_data_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+def check_data_paths(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, splits: Sequence[str] = SPLITS
+) -> None:
     """Exit with a message naming the flag when a data path is missing or of the wrong kind."""
-    if not (args.train and args.val and args.train_images and args.val_images):
-        parser.error(
-            f"--data-format {args.data_format} needs --train, --train-images, --val and "
-            "--val-images"
-        )
+    if args.data_format == "digits":
+        return
+    flags = [flag for split in splits for flag in (f"--{split}", f"--{split}-images")]
+    if not all(getattr(args, flag[2:].replace("-", "_")) for flag in flags):
+        needed = f"{', '.join(flags[:-1])} and {flags[-1]}"
+        parser.error(f"--data-format {args.data_format} needs {needed}")
     if args.data_format in ("voc", "yolo") and not args.classes:
         parser.error(f"--data-format {args.data_format} needs --classes")
     annotations_are = os.path.isfile if args.data_format == "coco" else os.path.isdir
     checks = [
-        ("--train", args.train, annotations_are),
-        ("--val", args.val, annotations_are),
-        ("--train-images", args.train_images, os.path.isdir),
-        ("--val-images", args.val_images, os.path.isdir),
-        ("--classes", args.classes, os.path.isfile),
+        check
+        for split in splits
+        for check in (
+            (f"--{split}", getattr(args, split), annotations_are),
+            (f"--{split}-images", getattr(args, f"{split}_images"), os.path.isdir),
+        )
     ]
-    for flag, path, exists in checks:
+    for flag, path, exists in [*checks, ("--classes", args.classes, os.path.isfile)]:
         if path is not None and not exists(path):
             kind = "file" if exists is os.path.isfile else "folder"
             parser.error(f"{flag} {path}: no such {kind}")
 
 
-def load_data(args: argparse.Namespace) -> tuple[list, list, list[str]]:
-    """``(train annotations, val annotations, class names)`` for the chosen format."""
+def digits_dir(args: argparse.Namespace) -> str:
+    """``--data-dir``, else ``OUT/data`` (commands with ``--out``), else :data:`DIGITS_CACHE`."""
+    if args.data_dir:
+        return args.data_dir
+    out = getattr(args, "out", None)
+    return os.path.join(out, "data") if out else DIGITS_CACHE
+
+
+def load_data(args: argparse.Namespace, splits: Sequence[str] = SPLITS) -> tuple[list, ...]:
+    """``(annotations of each split..., class names)`` for the chosen format."""
     from kyolo import data
 
     if args.data_format == "digits":
         # Deterministic and fast (seconds): regenerating beats trusting a stale folder.
-        paths = data.make_digits(args.data_dir, n_train=args.digits[0], n_val=args.digits[1])
+        paths = data.make_digits(digits_dir(args), n_train=args.digits[0], n_val=args.digits[1])
         names = list(paths.class_names)
+        folders = {
+            "train": (paths.train_images, paths.train_labels),
+            "val": (paths.val_images, paths.val_labels),
+        }
         return (
-            data.read_yolo(paths.train_images, paths.train_labels, len(names)),
-            data.read_yolo(paths.val_images, paths.val_labels, len(names)),
+            *(data.read_yolo(*folders[split], len(names)) for split in splits),
             names,
         )
     names = data.read_class_names(args.classes) if args.classes else None
-    train, names = data.read_annotations(
-        args.data_format, args.train, args.train_images, names, args.on_invalid
-    )
-    val, val_names = data.read_annotations(
-        args.data_format, args.val, args.val_images, names, args.on_invalid
-    )
-    if val_names != names:
-        raise ValueError(f"--val categories {val_names} differ from --train's {names}")
-    return train, val, names
+    loaded = []
+    for split in splits:
+        annotations, split_names = data.read_annotations(
+            args.data_format,
+            getattr(args, split),
+            getattr(args, f"{split}_images"),
+            names,
+            args.on_invalid,
+        )
+        if names is not None and split_names != names:
+            raise ValueError(
+                f"--{split} categories {split_names} differ from --{splits[0]}'s {names}"
+            )
+        names = split_names
+        loaded.append(annotations)
+    return (*loaded, names)

@@ -1,18 +1,21 @@
 """Train a YOLO detector with ``model.fit`` and export it.
 
 ``python -m training.train`` with no flag trains the nano model on the bundled DigitsDet data
-(generated on first use) and writes everything to ``saved_models/digits_nano``: ``model.keras``,
-the ``serving`` SavedModel, ``metrics.json``, ``curves.png``, TensorBoard logs and a backup that
-lets a killed run resume where it stopped.
+(generated into ``OUT/data``) and writes everything under ``--out`` (``saved_models/digits_nano``):
+``run.yaml`` (the resolved settings), ``model.keras``, the ``serving`` SavedModel,
+``metrics.json``, ``curves.png``, TensorBoard logs and a backup from which ``--resume`` continues
+a killed run. A non-empty ``--out`` needs ``--resume`` or ``--exist-ok``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import re
+import shutil
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -20,15 +23,19 @@ from typing import Any
 import numpy as np
 
 from training.cli import DEFAULT_OUT, add_data_arguments, check_data_paths, load_data
+from training.console import make_parser, quiet_libraries
+from training.runconfig import add_config_arguments, check_out, parse_with_config, write_run_config
 
 LOG = logging.getLogger("kyolo.train")
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """Every flag of the job; ``--config``/``--resume`` settings files cover all of them."""
     from kyolo.config import PRESETS
     from kyolo.models import MODELS
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser("training.train", __doc__.splitlines()[0])
+    add_config_arguments(parser)
     add_data_arguments(parser)
     parser.add_argument("--model", choices=sorted(MODELS), default="nano")
     parser.add_argument("--loss-preset", choices=sorted(PRESETS), default="yolov5")
@@ -56,7 +63,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=DEFAULT_OUT)
     parser.add_argument("--strategy", choices=("default", "mirrored"), default="default")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def parse_args(
+    argv: Sequence[str] | None = None, parser: argparse.ArgumentParser | None = None
+) -> argparse.Namespace:
+    """Flags (over ``--config`` / ``--resume`` settings), checked: a bad one exits with status 2."""
+    parser = parser or build_parser()
+    args = parse_with_config(parser, argv, DEFAULT_OUT)
     for name in ("epochs", "batch_size", "eval_every"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
@@ -72,9 +87,31 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"augmentation: {err}")
     if args.anchors not in ("auto", "preset") and not ANCHOR_PAIRS.fullmatch(args.anchors):
         parser.error(f"--anchors must be 'auto', 'preset' or 'w,h w,h ...', got {args.anchors!r}")
-    if args.data_format != "digits":
-        check_data_paths(parser, args)
+    check_data_paths(parser, args)
     return args
+
+
+def setting_warnings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[str]:
+    """Settings that are valid but cannot work as asked, one sentence each."""
+    warnings = []
+    if args.warmup_epochs >= args.epochs:
+        warnings.append(
+            f"--warmup-epochs {args.warmup_epochs:g} >= --epochs {args.epochs}: the learning rate "
+            "never reaches its peak; lower --warmup-epochs"
+        )
+    if args.eval_every > args.epochs:
+        warnings.append(
+            f"--eval-every {args.eval_every} > --epochs {args.epochs}: mAP is measured once, "
+            "after the last epoch"
+        )
+    digits_only = ("digits", "data_dir")
+    paths = ("train", "train_images", "val", "val_images", "classes")
+    ignored = paths if args.data_format == "digits" else digits_only
+    for name in ignored:
+        if getattr(args, name) != parser.get_default(name):
+            flag = "--" + name.replace("_", "-")
+            warnings.append(f"{flag} is ignored with --data-format {args.data_format}")
+    return warnings
 
 
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
@@ -185,6 +222,7 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
         AtomicBackupAndRestore,
         AtomicModelCheckpoint,
         CocoMeanAveragePrecision,
+        ProgressLogger,
     )
     from kyolo.data.pipeline import check_images, make_dataset
     from kyolo.encode import target_encoder
@@ -249,6 +287,7 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
     callbacks = [
         *([swap_ema] if swap_ema else []),
         CocoMeanAveragePrecision(map_ds, cfg, frequency=args.eval_every),
+        ProgressLogger(),
         AtomicModelCheckpoint(
             os.path.join(args.out, "best.keras"),
             monitor="val_mAP50",
@@ -263,14 +302,19 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
     ]
     try:
         model.fit(
-            train_ds, validation_data=val_ds, epochs=args.epochs, callbacks=callbacks, verbose=2
+            train_ds,
+            validation_data=val_ds,
+            epochs=args.epochs,
+            callbacks=callbacks,
+            verbose=0,
+            shuffle=False,  # make_dataset shuffles; Keras would only warn that it cannot
         )
     except tf.errors.InvalidArgumentError:
         # tf.data cannot say which file it failed to decode; a full decoding pass can.
         check_images([*train_ann, *val_ann])
         raise
-    save_model(model, os.path.join(args.out, "model.keras"))
-    export_saved_model(model, cfg, os.path.join(args.out, "serving"))
+    save_model(model, os.path.join(args.out, "model.keras"), cfg=cfg, class_names=names)
+    export_saved_model(model, cfg, os.path.join(args.out, "serving"), class_names=names)
     served = evaluate_saved_model(os.path.join(args.out, "serving"), val_ann, len(names))
     logs = read_history(history_csv)  # every epoch, also those before a resume
     metrics = {
@@ -307,20 +351,10 @@ def read_history(path: str) -> dict[str, list[float]]:
 
 def evaluate_saved_model(path: str, annotations: list, num_classes: int) -> dict[str, float]:
     """mAP of the exported SavedModel on raw images, boxes compared in original image pixels."""
-    import tensorflow as tf
+    from kyolo.evaluate import coco_map, detect_annotations
+    from kyolo.export.runtime import load_detector
 
-    from kyolo.data.pipeline import decode_image
-    from kyolo.evaluate import coco_map
-
-    serve = tf.saved_model.load(path).signatures["serving_default"]
-    truths, detections = [], []
-    for ann in annotations:
-        image = decode_image(tf.io.read_file(ann.image_path))
-        found = {k: v.numpy()[0] for k, v in serve(images=image[None]).items()}
-        n = found["count"]
-        truths.append((ann.boxes, ann.classes))
-        detections.append((found["boxes"][:n], found["scores"][:n], found["classes"][:n]))
-    return coco_map(truths, detections, num_classes)
+    return coco_map(*detect_annotations(load_detector(path), annotations), num_classes)
 
 
 def plot_curves(history: dict[str, list[float]], path: str) -> None:
@@ -350,18 +384,32 @@ def plot_curves(history: dict[str, list[float]], path: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    quiet_libraries(argv)
     from kyolo.data import AnnotationError
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = parse_args(argv)
+    parser = build_parser()
+    args = parse_args(argv, parser)
+    check_out(parser, args)
+    for warning in setting_warnings(args, parser):
+        LOG.warning(warning)
+    created = not os.path.exists(args.out)
+    if args.exist_ok:  # a new run: nothing of the previous one may be resumed or appended to
+        shutil.rmtree(os.path.join(args.out, "backup"), ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(args.out, "history.csv"))
+    os.makedirs(args.out, exist_ok=True)
+    write_run_config(parser, args, args.out)
     try:
         metrics = train(args)
     except (InvalidInput, AnnotationError) as err:
+        if created:  # a run that fails on its data or settings leaves nothing behind
+            shutil.rmtree(args.out, ignore_errors=True)
         raise SystemExit(f"training.train: error: {err}") from None
     print(
         f"done in {metrics['wall_time_s']:.0f} s: val mAP50 {metrics['val_mAP50']:.3f}, "
         f"mAP50-95 {metrics['val_mAP50_95']:.3f}; SavedModel mAP50 "
-        f"{metrics['saved_model_val_mAP50']:.3f}"
+        f"{metrics['saved_model_val_mAP50']:.3f}; everything is in {args.out}"
     )
 
 

@@ -141,3 +141,16 @@ def _read_rows(source: str) -> tuple[np.ndarray, list[int]]:
         rows.append(row)
         lines.append(number)
     return np.asarray(rows, np.float64).reshape(-1, 5), lines
+
+
+def format_yolo(boxes: np.ndarray, classes: np.ndarray, width: int, height: int) -> str:
+    """The YOLO txt rows (``class cx cy w h``, normalised) of ``(n, 4)`` xyxy pixel boxes in a
+    ``width x height`` image: what :func:`read_yolo` reads back (to 1e-6 of the image size)."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    size = np.array([width, height], np.float64)
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2 / size
+    extent = (boxes[:, 2:] - boxes[:, :2]) / size
+    return "".join(
+        f"{int(c)} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n"
+        for c, (x, y), (w, h) in zip(classes, centre, extent, strict=True)
+    )

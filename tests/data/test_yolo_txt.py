@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from kyolo.data.annotations import AnnotationError
-from kyolo.data.yolo_txt import read_yolo
+from kyolo.data.yolo_txt import format_yolo, read_yolo
 
 
 @pytest.fixture
@@ -101,3 +101,19 @@ def test_drop_and_clip_log_each_box(dataset, caplog):
     np.testing.assert_array_equal(a.classes, [0, 1])
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 2 and "clipped" in warnings[0] and "dropped" in warnings[1]
+
+
+def test_format_yolo_writes_what_read_yolo_reads(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    Image.new("RGB", (80, 40)).save(tmp_path / "images" / "a.png")
+    boxes = np.array([[10, 5, 30, 25], [0, 0, 80, 40]], np.float32)
+    text = format_yolo(boxes, [2, 0], width=80, height=40)
+    # Box 0: centre (20, 15) / (80, 40) = (0.25, 0.375), size (20, 20) / (80, 40) = (0.25, 0.5).
+    assert text.splitlines()[0] == "2 0.250000 0.375000 0.250000 0.500000"
+    (tmp_path / "labels" / "a.txt").write_text(text)
+    (read,) = read_yolo(tmp_path / "images", tmp_path / "labels", 3)
+    np.testing.assert_allclose(read.boxes, boxes, atol=1e-4)
+    assert read.classes.tolist() == [2, 0]

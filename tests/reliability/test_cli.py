@@ -76,18 +76,19 @@ def run_predict(argv):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["{dir}/missing.png"], "image {dir}/missing.png: no such file"),
-        (["{dir}"], "no such file"),  # a folder is not an image
-        (["{good}", "--model", "{dir}"], "no SavedModel there"),
-        (["{good}", "--classes", "{dir}/names.txt"], "--classes {dir}/names.txt: no such file"),
-        (["{good}", "--score", "1.5"], "--score must be in [0, 1], got 1.5"),
+        (["{dir}/missing.png"], "{dir}/missing.png: no such file or folder"),
+        (["{dir}/empty"], "{dir}/empty: a folder without images or videos"),
+        (["{dir}/*.jpeg"], "{dir}/*.jpeg: no file matches"),
+        (["{good}", "--model", "{dir}/nothing"], "--model {dir}/nothing: no such file or folder"),
+        (["{good}", "--score-threshold", "1.5"], "--score-threshold must be in [0, 1], got 1.5"),
         (["{good}", "--out", "{good}"], "exists and is not a folder"),
-        (["{good}", "{dir}/sub/rgb.png"], "would both be drawn to"),
+        (["{good}", "{dir}/sub/rgb.png"], "would both be written to"),
     ],
 )
 def test_predict_rejects_bad_arguments_naming_them(serving, images, argv, message, capsys):
     folder, good = images
     (folder / "sub").mkdir()
+    (folder / "empty").mkdir()
     write(folder / "sub" / "rgb.png", np.zeros((8, 8, 3), np.uint8))
     fill = {"dir": folder, "good": good}
     argv = [a.format(**fill) for a in argv]
@@ -98,11 +99,20 @@ def test_predict_rejects_bad_arguments_naming_them(serving, images, argv, messag
     assert message.format(**fill) in capsys.readouterr().err
 
 
+def test_predict_names_a_folder_that_holds_no_model(images):
+    folder, good = images
+    code = run_predict([good, "--model", folder, "--out", folder / "out"])
+    assert "neither a SavedModel nor a training run" in code
+
+
 @pytest.mark.parametrize("name", ["truncated.png", "text.png"])
-def test_predict_names_an_image_it_cannot_decode(serving, images, name):
+def test_predict_names_and_skips_an_image_it_cannot_decode(serving, images, name, caplog):
     folder, good = images
     code = run_predict([good, folder / name, "--model", serving, "--out", folder / "out"])
-    assert isinstance(code, str) and f"image {folder / name}: cannot be decoded" in code
+    assert code == 0
+    assert f"{folder / name}: cannot be decoded" in caplog.text and "skipped" in caplog.text
+    assert (folder / "out" / "rgb.png").is_file()
+    assert not (folder / "out" / "text.json").exists()
 
 
 def test_predict_reads_grey_rgba_and_16_bit_images(serving, tmp_path):
@@ -119,10 +129,10 @@ def test_predict_reads_grey_rgba_and_16_bit_images(serving, tmp_path):
             assert drawn.size == (40, 30) and drawn.mode == "RGB"
 
 
-def test_predict_process_exits_with_a_message_not_a_traceback(serving, images):
+def test_predict_process_exits_with_a_message_not_a_traceback(images):
     folder, good = images
-    argv = [good, str(folder / "truncated.png"), "--model", str(serving), "--out", str(folder)]
+    argv = [good, "--model", str(folder), "--out", str(folder / "out")]
     result = run_module("training.predict", *argv)
     assert result.returncode != 0
-    assert "truncated.png: cannot be decoded" in result.stderr
+    assert "neither a SavedModel nor a training run" in result.stderr
     assert "Traceback" not in result.stderr

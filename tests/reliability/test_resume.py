@@ -79,7 +79,7 @@ def test_killed_run_resumes_to_the_same_epochs_and_metrics(tmp_path):
     finish(clean_argv)
     killed_argv, killed_out = command(tmp_path, "killed")
     kill_during_epoch_2(killed_argv, killed_out)
-    finish(killed_argv)  # the same command resumes
+    finish([*killed_argv, "--resume"])  # the same command, told to continue its run
 
     clean = json.loads((clean_out / "metrics.json").read_text())
     resumed = json.loads((killed_out / "metrics.json").read_text())
