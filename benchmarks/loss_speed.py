@@ -373,7 +373,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--bandwidth-gib", type=float, default=1.0, help="numpy copy size")
-    parser.add_argument("--torch-python", default="/tmp/torchvenv/bin/python")
+    parser.add_argument("--torch-python", default="/work/venv-torch/bin/python")
     parser.add_argument("--candidate", help="file defining yolo_loss(outputs, y_true, cfg)")
     return parser.parse_args()
 

@@ -66,9 +66,17 @@ def case_config(model: str, size: int, classes: int) -> Any:
 
 
 def kyolo_candidates(
-    model_name: str, cfg: Any, precision: str, x: Any, y_true: list, args: argparse.Namespace
-) -> dict[tuple[str, str], Callable[[], Any]]:
-    """``(mode, part) → call`` for every mode and part, models built under ``precision``."""
+    model_name: str,
+    cfg: Any,
+    precision: str,
+    x: Any,
+    y_true: list,
+    modes: list[str],
+    parts: list[str] = (),
+    seed: int = 0,
+) -> dict[tuple[str, str], Any]:
+    """``(mode, part) → call`` for every mode and part, models built under ``precision``, and
+    ``(mode, "params") →`` the parameter count."""
     import keras
     import tensorflow as tf
 
@@ -80,8 +88,8 @@ def kyolo_candidates(
     keras.mixed_precision.set_global_policy(precision)
     candidates = {}
     try:
-        for mode in args.modes:
-            keras.utils.set_random_seed(args.seed)
+        for mode in modes:
+            keras.utils.set_random_seed(seed)
             model = build_model(model_name, cfg)
             losses = [YoloLoss(cfg, s) for s in range(cfg.num_scales)]
             model.compile(
@@ -91,7 +99,7 @@ def kyolo_candidates(
                 jit_compile=mode == "xla",
             )
             candidates[(mode, "step")] = lambda m=model: m.train_on_batch(x, y_true)
-            for part in args.parts:
+            for part in parts:
                 fn = tf.function(ablation(model, losses, part), jit_compile=mode == "xla")
                 candidates[(mode, part)] = lambda fn=fn: fn(x, y_true)
             candidates[(mode, "params")] = model.count_params()
@@ -146,7 +154,9 @@ def measure_pool(
         inputs = os.path.join(tmp, "case.npz")
         np.savez(inputs, images=images, targets=common.yolov5_rows(boxes, classes))
         server = start_torch(model_name, inputs, args)
-        built = kyolo_candidates(model_name, cfg, precision, x, y_true, args)
+        built = kyolo_candidates(
+            model_name, cfg, precision, x, y_true, args.modes, args.parts, args.seed
+        )
     params = {mode: built.pop((mode, "params")) for mode in args.modes}
     candidates = {("kyolo", *key): fn for key, fn in built.items()}
     torch_cpu: dict[str, list[float]] = {}
