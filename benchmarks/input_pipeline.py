@@ -7,7 +7,8 @@ decode, letterbox to the model's input, augmentation, the job's target encoder
 (``--variants``): ``letterbox`` (no augmentation), ``augment`` (the job's zoom/shift and HSV, no
 flips for digits), ``mosaic`` (every example a mosaic of 4 images) and ``mosaic+mixup`` (every
 example a mosaic mixed with another mosaic: 8 images read per example, the worst case of
-``--mosaic 1 --mixup 1``).
+``--mosaic 1 --mixup 1``), each without and with ``make_dataset(cache=True)`` (canvases decoded
+and letterboxed once, up front; only where they take at most ``--cache-limit-mb``).
 
 Each core count runs in its own process pinned to that many cores (``sched_setaffinity``) with
 TensorFlow's and ``tf.data``'s thread pools of that size (``tf.config.threading``,
@@ -60,7 +61,7 @@ def case_config(model: str, size: int, train: list, seed: int) -> Any:
     )
 
 
-def pipeline(train: list, cfg: Any, variant: str, args: argparse.Namespace) -> Any:
+def pipeline(train: list, cfg: Any, variant: str, cache: bool, args: argparse.Namespace) -> Any:
     """``make_dataset`` of the job for ``variant``, on this process's ``--cores``."""
     import dataclasses
 
@@ -82,6 +83,7 @@ def pipeline(train: list, cfg: Any, variant: str, args: argparse.Namespace) -> A
         seed=args.seed,
         augment=augment,
         encode=target_encoder(cfg),
+        cache=cache,
     )
     options = tf.data.Options()
     options.threading.private_threadpool_size = args.cores
@@ -109,8 +111,14 @@ def worker(args: argparse.Namespace) -> None:
     for case in args.cases:
         model, size = case.split(":")
         cfg = case_config(model, int(size), train, args.seed)
-        datasets = {v: pipeline(train, cfg, v, args) for v in args.variants}
-        x, y_true = next(iter(datasets[args.variants[0]]))
+        canvas_mb = len(train) * int(size) ** 2 * 3 * 4 / 2**20
+        caches = [c for c in args.cache if not c or canvas_mb <= args.cache_limit_mb]
+        datasets = {
+            f"{v}{', cached' if c else ''}": pipeline(train, cfg, v, c, args)
+            for v in args.variants
+            for c in caches
+        }
+        x, y_true = next(iter(next(iter(datasets.values()))))
         step = kyolo_candidates(model, cfg, "float32", x, list(y_true), ["graph"])
         cpu: dict[str, list[float]] = {}
         candidates = {v: cpu_timed(lambda ds=ds: consume(ds, args.batches), cpu, v)
@@ -180,6 +188,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--cores", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--cache",
+        nargs="+",
+        type=lambda v: {"off": False, "on": True}[v],
+        default=[False, True],
+        help="make_dataset(cache=...): off, on or both",
+    )
+    parser.add_argument(
+        "--cache-limit-mb", type=float, default=1024, help="cache only if the canvases fit"
+    )
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--batches", type=int, default=20, help="batches per pipeline call")
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds, nano")

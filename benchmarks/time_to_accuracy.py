@@ -9,7 +9,7 @@ one after the other, each with its own defaults otherwise:
 * YOLOv5: ``python -m yolov5.train --cfg yolov5n.yaml --weights ''`` (v7.0, SGD,
   ``hyp.scratch-low.yaml`` with mosaic, EMA, its autoanchor), validated every epoch, run by
   ``--torch-python`` (a virtual environment with ``yolov5`` and its dependencies); the font it
-  would download is replaced by matplotlib's (:func:`offline_font`).
+  would download is replaced by matplotlib's (:func:`offline_font`), and :data:`YOLOV5_ENV` set.
 
 While a job runs, its per-epoch log (kyolo's ``history.csv``, YOLOv5's ``results.csv``) is polled
 every ``--poll`` seconds; each new epoch gets the wall time since the job's process started
@@ -38,6 +38,12 @@ from benchmarks import common
 
 TARGET = 0.9
 """The issue's accuracy: validation mAP50 0.9 on DigitsDet."""
+YOLOV5_ENV = {"OMP_WAIT_POLICY": "PASSIVE", "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
+"""For YOLOv5's job. PASSIVE: OpenMP threads sleep instead of spinning between parallel regions;
+on a 2-core machine shared with other jobs, spinning threads of the trainer and of its two data
+loader processes made an epoch 4.5 min instead of 29 s. The other: torch >= 2.6 loads
+checkpoints ``weights_only`` by default, which fails on the one YOLOv5 reloads after its last
+epoch (``strip_optimizer``)."""
 
 
 def digits(data_dir: str) -> tuple[str, list[str]]:
@@ -177,9 +183,10 @@ def main(argv: list[str] | None = None) -> None:
         command += ["--cfg", "yolov5n.yaml", "--weights", "", "--img", "128", "--batch-size", "16"]
         command += ["--epochs", str(epochs), "--device", "cpu", "--workers", str(args.workers)]
         command += ["--project", str(out), "--name", "yolov5", "--exist-ok", "--noplots"]
+        font_dir = str(offline_font(out / "yolov5_config"))
         results["YOLOv5 (train.py, yolov5n)"] = run(
             command, out / "yolov5" / "results.csv", "metrics/mAP_0.5", args.poll, cwd=out,
-            env={**env, "YOLOV5_CONFIG_DIR": str(offline_font(out / "yolov5_config"))},
+            env={**env, **YOLOV5_ENV, "YOLOV5_CONFIG_DIR": font_dir},
         )  # fmt: skip
     (out / "curves.json").write_text(json.dumps(results, indent=1))
     rows = []

@@ -1,10 +1,11 @@
 """Baseline: a YOLOv5 training step in PyTorch on the CPU, served one timed step at a time.
 
-The step is YOLOv5's own code (the ``yolov5`` pip package, v7.0): ``models.yolo.Model`` built from
-one of its ``models/hub`` yamls (``yolov3.yaml``, ``yolov3-tiny.yaml``, ...), ``utils.loss.
-ComputeLoss`` with ``data/hyps/hyp.scratch-low.yaml`` and ``utils.torch_utils.smart_optimizer``
-(Nesterov SGD, lr 0.01, momentum 0.937, weight decay 5e-4 on the conv weights), as ``train.py``
-builds them; one step is ``train.py``'s inner loop without the data loader::
+The step is YOLOv5's own code (the ``yolov5`` pip package, v7.0): ``models.yolo.Model`` built
+from one of its ``models/hub`` or ``models`` yamls (``yolov3.yaml``, ``yolov3-tiny.yaml``, ...),
+``utils.loss.ComputeLoss`` with ``data/hyps/hyp.scratch-low.yaml`` and
+``utils.torch_utils.smart_optimizer`` (Nesterov SGD, lr 0.01, momentum 0.937, weight decay
+5e-4 on the conv weights), as ``train.py`` builds them; one step is ``train.py``'s inner loop
+without the data loader::
 
     optimizer.zero_grad(); with autocast: loss = compute_loss(model(imgs), targets)[0]
     loss.backward(); optimizer.step()
@@ -46,7 +47,9 @@ def build(yaml_name: str, num_classes: int):
 
     root = pathlib.Path(yolov5.__file__).parent
     hyp = yaml.safe_load((root / "data" / "hyps" / "hyp.scratch-low.yaml").read_text())
-    model = Model(str(root / "models" / "hub" / yaml_name), ch=3, nc=num_classes)
+    candidates = (root / "models" / "hub" / yaml_name, root / "models" / yaml_name)
+    path = next(p for p in candidates if p.exists())
+    model = Model(str(path), ch=3, nc=num_classes)
     model.nc, model.hyp = num_classes, hyp  # train.py attaches both before ComputeLoss
     model.train()
     optimizer = smart_optimizer(model, "SGD", hyp["lr0"], hyp["momentum"], hyp["weight_decay"])
