@@ -46,11 +46,11 @@ checkpoints ``weights_only`` by default, which fails on the one YOLOv5 reloads a
 epoch (``strip_optimizer``)."""
 
 
-def digits(data_dir: str) -> tuple[str, list[str]]:
+def digits(data_dir: str, counts: list[int]) -> tuple[str, list[str]]:
     """Generate DigitsDet (deterministic) and return its root and class names."""
     from kyolo import data
 
-    paths = data.make_digits(data_dir)
+    paths = data.make_digits(data_dir, n_train=counts[0], n_val=counts[1])
     return paths.root, list(paths.class_names)
 
 
@@ -147,6 +147,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--target", type=float, default=TARGET)
     parser.add_argument("--data-dir", default=os.path.join("runs", "digitsdet"))
+    parser.add_argument(
+        "--digits", type=int, nargs=2, default=[1000, 200], metavar=("TRAIN", "VAL")
+    )
     parser.add_argument("--out", default=os.path.join("runs", "time_to_accuracy"))
     parser.add_argument("--plot", help="PNG of both curves")
     parser.add_argument("--poll", type=float, default=1.0, help="seconds between log reads")
@@ -166,12 +169,13 @@ def main(argv: list[str] | None = None) -> None:
 
     info = common.machine()
     common.print_machine(info, os.cpu_count())
-    root, names = digits(args.data_dir)
+    root, names = digits(args.data_dir, args.digits)
     results = {}
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     if "kyolo" in args.jobs:
         command = [sys.executable, "-m", "training.train", "--data-dir", root]
-        command += ["--out", str(out / "kyolo"), "--epochs", str(args.epochs), "--eval-every", "1"]
+        command += ["--digits", *map(str, args.digits), "--out", str(out / "kyolo")]
+        command += ["--epochs", str(args.epochs), "--eval-every", "1"]
         command += args.kyolo_args
         results["kyolo (training.train, nano)"] = run(
             command, out / "kyolo" / "history.csv", "val_mAP50", args.poll, env=env
