@@ -235,18 +235,20 @@ class Server:
     The process prints a JSON header line, then answers each line written to its stdin with one
     line. As a candidate of :func:`interleaved` (through a ``lambda: server(request)``) it shares
     the rounds, and a neighbour's bursts, with the candidates of this process; it waits idle
-    between its requests (``OMP_WAIT_POLICY=PASSIVE``: no OpenMP threads spinning into the next
-    candidate's time).
+    between its requests (``omp_wait_policy="PASSIVE"``: no OpenMP threads spinning into the next
+    candidate's time; None leaves ``OMP_WAIT_POLICY`` unset: libgomp spins briefly, then sleeps).
 
     Raises:
         RuntimeError: the process exited before its header (its stderr is not captured).
     """
 
-    def __init__(self, command: Sequence[str]) -> None:
+    def __init__(self, command: Sequence[str], omp_wait_policy: str | None = "PASSIVE") -> None:
         import json
         import subprocess
 
-        env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+        env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+        if omp_wait_policy is not None:
+            env["OMP_WAIT_POLICY"] = omp_wait_policy
         self.process = subprocess.Popen(
             list(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
         )
