@@ -14,6 +14,7 @@ def test_train_step_benchmark_prints_its_table():
         "benchmarks.train_step",
         *("--cases", "nano:v3", "--modes", "graph", "--nano-size", "64"),
         *("--nano-batch", "2", "--nano-repeats", "1", "--set", "max_boxes=10"),
+        *("--precisions", "float32", "--float16-cases"),
     )
     assert result.returncode == 0, result.stderr[-2000:]
     table = [line for line in result.stdout.splitlines() if line.startswith("| nano:v3")]
@@ -27,7 +28,7 @@ def test_train_speed_benchmark_runs_without_torch():
         "benchmarks.train_speed",
         *("--models", "yolov3_tiny", "--precisions", "float32", "--modes", "graph"),
         *("--size", "64", "--batch", "1", "--tiny-repeats", "1", "--parts", "forward"),
-        *("--torch-python", "/nonexistent/python"),
+        *("--torch-python", "/nonexistent/python", "--torch-omp", "passive"),
     )
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [line for line in result.stdout.splitlines() if line.startswith("| yolov3_tiny")]
