@@ -214,3 +214,59 @@ def memory_bandwidth(nbytes: int = 1 << 30, threads: int = 1, repeats: int = 5) 
         copier()
         best = min(best, time.perf_counter() - start)
     return copier.traffic / best
+
+
+def yolov5_rows(boxes: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Padded per-image boxes → YOLOv5's ``(n, 6)`` target rows ``image, class, x, y, w, h``.
+
+    Args:
+        boxes: ``(b, rows, 4)`` normalised ``xywh``, padding rows with ``w = 0``;
+            ``classes``: ``(b, rows)``.
+    """
+    image, row = np.nonzero(boxes[..., 2] > 0)
+    return np.concatenate(
+        [image[:, None], classes[image, row][:, None], boxes[image, row]], axis=1
+    ).astype(np.float32)
+
+
+class Server:
+    """A baseline in another process (e.g. a torch virtual environment), one request per line.
+
+    The process prints a JSON header line, then answers each line written to its stdin with one
+    line. As a candidate of :func:`interleaved` (through a ``lambda: server(request)``) it shares
+    the rounds, and a neighbour's bursts, with the candidates of this process; it waits idle
+    between its requests (``omp_wait_policy="PASSIVE"``: no OpenMP threads spinning into the next
+    candidate's time; None leaves ``OMP_WAIT_POLICY`` unset: libgomp spins briefly, then sleeps).
+
+    Raises:
+        RuntimeError: the process exited before its header (its stderr is not captured).
+    """
+
+    def __init__(self, command: Sequence[str], omp_wait_policy: str | None = "PASSIVE") -> None:
+        import json
+        import subprocess
+
+        env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+        if omp_wait_policy is not None:
+            env["OMP_WAIT_POLICY"] = omp_wait_policy
+        self.process = subprocess.Popen(
+            list(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
+        line = self.process.stdout.readline()
+        if not line:
+            self.close()
+            raise RuntimeError(f"{command[0]} {command[1]} exited before its header")
+        self.header = json.loads(line)
+
+    def __call__(self, request: str) -> str:
+        self.process.stdin.write(request + "\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline()
+        if not answer:
+            raise RuntimeError(f"the server exited on {request!r}")
+        return answer
+
+    def close(self) -> None:
+        if self.process.stdin:
+            self.process.stdin.close()
+        self.process.wait(timeout=60)

@@ -34,7 +34,6 @@ import importlib.util
 import json
 import os
 import pathlib
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -155,7 +154,7 @@ def v5_case(
     cfg = YOLOV5.replace(input_size=(size, size), max_boxes=max_boxes)
     rng = np.random.default_rng(0)
     pairs = [common.random_boxes(rng, boxes, max_boxes, cfg.num_classes) for _ in range(batch)]
-    rows = torch_targets(np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]))
+    rows = common.yolov5_rows(np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]))
     heads = common.head_outputs(cfg, batch)
     p = [to_yolov5_layout(h, cfg) for h in heads]
     anchors, strides, hyp = yolov5.yolov5_arguments(cfg)
@@ -185,7 +184,7 @@ def torch_inputs(
     """The same head outputs and boxes for YOLOv5's ComputeLoss (P3, stride 8, first)."""
     order = np.argsort(cfg.strides)
     arrays = {f"p{i}": to_yolov5_layout(outputs[s], cfg) for i, s in enumerate(order)}
-    arrays["targets"] = torch_targets(boxes, classes)
+    arrays["targets"] = common.yolov5_rows(boxes, classes)
     return arrays
 
 
@@ -214,47 +213,26 @@ def compiled(loss_fn: Callable, mode: str) -> Callable:
     return tf.function(step, jit_compile=mode == "xla")
 
 
-def torch_targets(boxes: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    """Padded per-image boxes → YOLOv5's ``(n, 6)`` rows ``image, class, x, y, w, h``."""
-    image, row = np.nonzero(boxes[..., 2] > 0)
-    return np.concatenate(
-        [image[:, None], classes[image, row][:, None], boxes[image, row]], axis=1
-    ).astype(np.float32)
-
-
 class TorchBaseline:
-    """YOLOv5's ComputeLoss in a torch subprocess (``--serve``), one timed step per call.
-
-    Called from :func:`common.interleaved` like any candidate, so it shares the rounds (and the
-    machine's bursts) with the TF candidates; the subprocess sits idle between its steps
-    (``OMP_WAIT_POLICY=PASSIVE``: no OpenMP spinning into the next candidate's time).
-    """
+    """YOLOv5's ComputeLoss in a torch subprocess (``--serve``), one timed step per call."""
 
     def __init__(self, case: Case, args: argparse.Namespace) -> None:
         self.tmp = tempfile.TemporaryDirectory()
         inputs = os.path.join(self.tmp.name, "case.npz")
         np.savez(inputs, **case.torch_inputs)
         command = [args.torch_python, str(TORCH_SCRIPT), "--inputs", inputs, "--serve"]
-        command += ["--check", "--threads", str(args.threads)]
-        env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
-        self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
-        )
-        line = self.process.stdout.readline()
-        if not line:
-            self.close()
-            raise RuntimeError("torch subprocess exited before its header")
-        self.header = json.loads(line)
+        try:
+            self.server = common.Server([*command, "--check", "--threads", str(args.threads)])
+        except RuntimeError:
+            self.tmp.cleanup()
+            raise
+        self.header = self.server.header
 
     def __call__(self) -> float:
-        self.process.stdin.write("step\n")
-        self.process.stdin.flush()
-        return float(self.process.stdout.readline())
+        return float(self.server("step"))
 
     def close(self) -> None:
-        if self.process.stdin:
-            self.process.stdin.close()
-        self.process.wait(timeout=60)
+        self.server.close()
         self.tmp.cleanup()
 
 
@@ -395,7 +373,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--bandwidth-gib", type=float, default=1.0, help="numpy copy size")
-    parser.add_argument("--torch-python", default="/tmp/torchvenv/bin/python")
+    parser.add_argument("--torch-python", default="/work/venv-torch/bin/python")
     parser.add_argument("--candidate", help="file defining yolo_loss(outputs, y_true, cfg)")
     return parser.parse_args()
 

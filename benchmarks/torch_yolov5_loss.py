@@ -149,7 +149,7 @@ class ComputeLoss:
 
 def check_against_numpy_reference(seed: int = 0) -> tuple[float, float]:
     """Assert the port matches ``references/yolov5_np.py`` on a small case; return both."""
-    path = pathlib.Path(__file__).resolve().parents[1] / "tests" / "reference" / "yolov5_np.py"
+    path = pathlib.Path(__file__).resolve().parents[1] / "references" / "yolov5_np.py"
     spec = importlib.util.spec_from_file_location("yolov5_np", path)
     ref = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ref)

@@ -76,17 +76,24 @@ def unletterbox_boxes(
 
 
 def resample(
-    image: tf.Tensor, size: tuple[int, int], factor: tf.Tensor, t_y: tf.Tensor, t_x: tf.Tensor
+    image: tf.Tensor,
+    size: tuple[int | tf.Tensor, int | tf.Tensor],
+    factor: tf.Tensor,
+    t_y: tf.Tensor,
+    t_x: tf.Tensor,
 ) -> tf.Tensor:
     """``(h, w, 3)`` float → ``size`` canvas with ``out(s y + t_y, s x + t_x) = image(y, x)``.
 
     Bilinear (triangle kernel) with antialiasing when shrinking. ScaleAndTranslate writes 0 where
     no input pixel reaches and renormalises partial kernels at the image border, so resampling
     ``image - PAD_VALUE`` and adding it back gives grey outside and no grey halo inside.
+    ``size`` may hold int32 tensors: with ``t`` shifted by a whole number of pixels ``o``, the
+    output is the window at ``o`` of the larger output, bit for bit (the sample positions
+    ``(x + 0.5 - t) / s`` are then the same floats).
     """
     out = tf.raw_ops.ScaleAndTranslate(
         images=image[None] - PAD_VALUE,
-        size=tf.constant(size, tf.int32),
+        size=tf.stack([tf.cast(v, tf.int32) for v in size]),
         scale=tf.stack([factor, factor]),
         translation=tf.stack([t_y, t_x]),
         kernel_type="triangle",
@@ -94,7 +101,7 @@ def resample(
     )
     # Rounding in the renormalised weights can step a hair outside [0, 1].
     out = tf.clip_by_value(out[0] + PAD_VALUE, 0.0, 1.0)
-    return tf.ensure_shape(out, [size[0], size[1], 3])
+    return tf.ensure_shape(out, [v if isinstance(v, int) else None for v in size] + [3])
 
 
 def affine_boxes(boxes: tf.Tensor, factor: tf.Tensor, t_y: tf.Tensor, t_x: tf.Tensor) -> tf.Tensor:

@@ -2,8 +2,8 @@
 
 A thin adapter: it builds the :data:`kyolo.config.YOLOV5` configuration the arguments imply,
 encodes YOLOv5's target rows with kyolo's ``"ratio"`` assigner and sums :class:`YoloLoss` over
-scales. The only code here is layout: YOLOv5's ``(b, na, ny, nx, 5 + nc)`` predictions and
-``[image, class, x, y, w, h]`` rows.
+scales. The only code here is layout: YOLOv5's ``[image, class, x, y, w, h]`` rows; its
+``(b, na, ny, nx, 5 + nc)`` predictions are read in place (``head_layout="anchors"``).
 
 Equality with ``ComputeLoss`` holds when no two target rows share a slot (image, anchor, cell):
 kyolo's targets keep one box per slot, YOLOv5 averages over its rows (``docs/losses.md``).
@@ -126,10 +126,8 @@ def compute_loss(
     batch = shapes[0][0]
     y_true = encode_rows(targets[:, 0], targets[:, 2:6], targets[:, 1], batch, cfg)
     totals = {"box": 0.0, "obj": 0.0, "cls": 0.0}
-    for scale, (pi, shape) in enumerate(zip(p, shapes, strict=True)):
-        _, count, ny, nx, depth = shape
-        y_pred = tf.reshape(tf.transpose(pi, [0, 2, 3, 1, 4]), [batch, ny, nx, count * depth])
-        parts = YoloLoss(cfg, scale).components(y_true[scale], y_pred)
+    for scale, pi in enumerate(p):
+        parts = YoloLoss(cfg, scale, head_layout="anchors").components(y_true[scale], pi)
         for key, value in parts.items():
             totals[key] += tf.reduce_mean(value)
     loss = totals["box"] + totals["obj"] + totals["cls"]

@@ -83,26 +83,28 @@ def mosaic(
     height, width = tiles[0][0].shape[0], tiles[0][0].shape[1]
     centre_y = tf.cast(centre_y, tf.float32)
     centre_x = tf.cast(centre_x, tf.float32)
-    # Quadrant k is [x_lo, x_hi) x [y_lo, y_hi); its pixels are those whose index is inside.
+    # Quadrant k is [x_lo, x_hi) x [y_lo, y_hi): tile k is resampled into that window only (its
+    # whole-pixel origin keeps the pixels those of the full-canvas resampling, bit for bit).
     x_edges = [(0.0, centre_x), (centre_x, float(width))]
     y_edges = [(0.0, centre_y), (centre_y, float(height))]
-    rows = tf.range(height, dtype=tf.float32)[:, None, None]
-    cols = tf.range(width, dtype=tf.float32)[None, :, None]
-    image = tf.zeros([height, width, 3])
-    boxes, classes = [], []
+    quadrants, boxes, classes = [], [], []
     for k, ((tile, tile_boxes, tile_classes), (t_y, t_x)) in enumerate(
         zip(tiles, mosaic_offsets(centre_y, centre_x, height, width), strict=True)
     ):
         (x_lo, x_hi), (y_lo, y_hi) = x_edges[k % 2], y_edges[k // 2]
-        inside = (rows >= y_lo) & (rows < y_hi) & (cols >= x_lo) & (cols < x_hi)
-        moved = resample(tile, (height, width), tf.constant(TILE_SCALE), t_y, t_x)
-        image = tf.where(inside, moved, image)
+        rows_k, cols_k = tf.cast(y_hi - y_lo, tf.int32), tf.cast(x_hi - x_lo, tf.int32)
+        # ScaleAndTranslate needs a non-empty output: an empty quadrant is a 1-pixel one cut off.
+        window = (tf.maximum(rows_k, 1), tf.maximum(cols_k, 1))
+        moved = resample(tile, window, tf.constant(TILE_SCALE), t_y - y_lo, t_x - x_lo)
+        quadrants.append(moved[:rows_k, :cols_k])
         moved_boxes = affine_boxes(tile_boxes, TILE_SCALE, t_y, t_x)
         lower = tf.stack([x_lo, y_lo, x_lo, y_lo])
         upper = tf.stack([x_hi, y_hi, x_hi, y_hi])
         moved_boxes = tf.minimum(tf.maximum(moved_boxes, lower), upper)
         boxes.append(moved_boxes)
         classes.append(tf.cast(tile_classes, tf.int32))
+    rows = [tf.concat(quadrants[:2], axis=1), tf.concat(quadrants[2:], axis=1)]
+    image = tf.ensure_shape(tf.concat(rows, axis=0), [height, width, 3])
     boxes, classes = tf.concat(boxes, axis=0), tf.concat(classes, axis=0)
     keep = big_enough(boxes, min_box_size)
     return image, tf.boolean_mask(boxes, keep), tf.boolean_mask(classes, keep)

@@ -47,6 +47,7 @@ def make_dataset(
     seed: int = 0,
     augment: bool | Augmentation = True,
     encode: Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tuple[Any, Any]] | None = None,
+    cache: bool = False,
 ) -> tf.data.Dataset:
     """Batched, prefetched ``tf.data.Dataset`` over ``annotations``.
 
@@ -78,10 +79,16 @@ def make_dataset(
         seed: seed of the shuffle and of the augmentation stream.
         augment: True for :class:`Augmentation()` defaults, an :class:`Augmentation`, or False.
         encode: optional target encoder.
+        cache: read, decode and letterbox every image once, here, and keep the canvases in
+            memory (``len(annotations) · H · W · 3`` float32): every epoch, mosaic tile and mixup
+            partner then reads a canvas instead of a file (:func:`_cached`). The elements are
+            the same, bit for bit.
 
     Raises:
         ValueError: no annotations, or (without ``encode``) an image with more than
             ``cfg.max_boxes`` boxes (named).
+        AnnotationError: with ``cache``, an image that does not decode or whose size differs
+            from its annotation (named; without ``cache`` the iterator raises, unnamed).
     """
 
     if not annotations:
@@ -119,6 +126,9 @@ def make_dataset(
         classes = all_classes[offsets[index] : offsets[index + 1]]
         image, boxes, params = letterbox(image, boxes, (out_h, out_w))
         return image, boxes, classes, params
+
+    if cache:
+        read = _cached(read, annotations)
 
     def load(index: tf.Tensor, seed_pair: tf.Tensor) -> dict[str, tf.Tensor]:
         image, boxes, classes, (ratio, pad_y, pad_x) = read(index)
@@ -161,6 +171,47 @@ def make_dataset(
     options = tf.data.Options()
     options.deterministic = True
     return ds.with_options(options).prefetch(AUTOTUNE)
+
+
+def _cached(
+    read: Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor, tf.Tensor, tuple[tf.Tensor, ...]]],
+    annotations: Sequence[Annotation],
+) -> Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor, tf.Tensor, tuple[tf.Tensor, ...]]]:
+    """``read`` of every index, computed now in a parallel ``tf.data`` pass, then looked up.
+
+    The lookup slices tensors held in memory: the canvases ``(N, H, W, 3)`` float32, the boxes
+    and classes of all images concatenated, and the letterbox parameters ``(N, 3)``.
+    """
+
+    def item(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+        image, boxes, classes, params = read(index)
+        return image, boxes, classes, tf.stack(params)
+
+    ds = tf.data.Dataset.range(len(annotations))
+    ds = ds.map(item, num_parallel_calls=AUTOTUNE, deterministic=True)
+    try:
+        items = list(ds.as_numpy_iterator())
+    except tf.errors.InvalidArgumentError:
+        check_images(annotations)  # raises, naming the file, for a decoding or size error
+        raise
+    canvases, boxes, classes, params = (
+        tf.constant(np.stack([it[0] for it in items])),
+        tf.constant(np.concatenate([it[1] for it in items]).reshape(-1, 4)),
+        tf.constant(np.concatenate([it[2] for it in items])),
+        tf.constant(np.stack([it[3] for it in items])),
+    )
+    offsets = tf.constant(np.cumsum([0] + [len(it[1]) for it in items]), tf.int64)
+
+    def lookup(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tuple[tf.Tensor, ...]]:
+        start, end = offsets[index], offsets[index + 1]
+        return (
+            canvases[index],
+            boxes[start:end],
+            classes[start:end],
+            tuple(tf.unstack(params[index])),
+        )
+
+    return lookup
 
 
 def check_box_counts(annotations: Sequence[Annotation], max_boxes: int, hint: str = "") -> None:

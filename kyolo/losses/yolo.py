@@ -17,7 +17,13 @@ from kyolo.losses.scores import score_loss
 from kyolo.targets import layout_name, rows_to_slots, target_boxes, target_rows, target_shape
 
 
-def check_shapes(y_true: Any, y_pred: Any, cfg: YoloConfig, scale: int) -> None:
+def check_shapes(
+    y_true: Any,
+    y_pred: Any,
+    cfg: YoloConfig,
+    scale: int,
+    layout: head.HeadLayout = head.HEAD_LAYOUTS["cells"],
+) -> None:
     """Raise ``ValueError`` unless one scale's ``y_true`` and ``y_pred`` have ``cfg``'s shapes.
 
     Checks the static shapes (at trace time), so that a loss attached to the wrong output, a head
@@ -27,32 +33,39 @@ def check_shapes(y_true: Any, y_pred: Any, cfg: YoloConfig, scale: int) -> None:
 
     Args:
         y_true: one scale's batched target, in the layout of :mod:`kyolo.targets`.
-        y_pred: ``(b, gh, gw, A · (5 + C))`` raw head output; ``(gh, gw)`` is the grid of
-            ``cfg.input_size`` at this scale, the one the encoder writes targets for.
+        y_pred: ``(b, gh, gw, A · (5 + C))`` raw head output (or ``layout``'s shape); ``(gh,
+            gw)`` is the grid of ``cfg.input_size`` at this scale, the one the encoder writes
+            targets for.
+        layout: how ``y_pred`` holds its slots (:data:`kyolo.losses.head.HEAD_LAYOUTS`).
     """
     where = f"YoloLoss(scale={scale})"
     count, depth = cfg.anchors_per_scale, 5 + cfg.num_classes
     grid = cfg.grid_size(scale)
     pred, true = tf.TensorShape(y_pred.shape), tf.TensorShape(y_true.shape)
-    if pred.rank is not None and pred.rank != 4:
-        raise ValueError(f"{where}: y_pred must be (batch, grid_h, grid_w, channels), got {pred}")
-    if pred.rank is not None and pred[3] is not None and pred[3] != count * depth:
+    expected_pred = layout.expected_shape(grid, count, depth)
+    if pred.rank is not None and pred.rank != len(expected_pred):
+        raise ValueError(f"{where}: y_pred must be {layout.shape}, got {pred}")
+    if pred.rank is not None:
+        got = [d for k, d in enumerate(pred) if k and k not in layout.grid_axes]
+        want = [d for k, d in enumerate(expected_pred) if k and k not in layout.grid_axes]
+        if not tf.TensorShape(got).is_compatible_with(want):
+            raise ValueError(
+                f"{where}: y_pred has {' x '.join(map(str, got))} channels, expected A·(5 + C) = "
+                f"{count}·(5 + {cfg.num_classes}) = {' x '.join(map(str, want))} "
+                f"(anchors_per_scale={count}, num_classes={cfg.num_classes})"
+            )
+    if not pred.is_compatible_with(expected_pred):
+        got = tuple(pred[axis] for axis in layout.grid_axes)
         raise ValueError(
-            f"{where}: y_pred has {pred[3]} channels, expected A·(5 + C) = {count}·(5 + "
-            f"{cfg.num_classes}) = {count * depth} (anchors_per_scale={count}, "
-            f"num_classes={cfg.num_classes})"
-        )
-    if not pred.is_compatible_with([None, *grid, count * depth]):
-        raise ValueError(
-            f"{where}: y_pred grid {tuple(pred[1:3])} is not the {grid} grid of stride "
+            f"{where}: y_pred grid {got} is not the {grid} grid of stride "
             f"{cfg.strides[scale]} on cfg.input_size {cfg.input_size}: is this loss on output "
             f"{scale}?"
         )
     expected = tf.TensorShape([None, *target_shape(cfg, scale)])
-    layout = layout_name(cfg)
+    target_name = layout_name(cfg)
     if not true.is_compatible_with(expected):
         raise ValueError(
-            f"{where}: y_true shape {true} is not {layout} = {expected} of this config "
+            f"{where}: y_true shape {true} is not {target_name} = {expected} of this config "
             f"(grid {grid} at stride {cfg.strides[scale]}, target_layout={cfg.target_layout!r}, "
             f"ignore_against={cfg.ignore_against!r}, num_classes={cfg.num_classes}, "
             f"max_boxes={cfg.max_boxes}): was it encoded with "
@@ -94,9 +107,13 @@ class YoloLoss(keras.losses.Loss):
     Args:
         cfg: the head configuration (or its ``to_dict()``).
         scale: which output this instance scores.
+        head_layout: how ``y_pred`` holds its slots, a key of
+            :data:`kyolo.losses.head.HEAD_LAYOUTS`: ``"cells"`` (Keras' heads) or ``"anchors"``
+            (YOLOv5's ``(b, A, gh, gw, 5 + C)``, read in place without a transpose).
 
     ``y_true`` is one scale's target from :mod:`kyolo.encode` (batched); ``y_pred`` the raw
-    ``(b, gh, gw, A * (5 + C))`` output of that scale, any float dtype.
+    ``(b, gh, gw, A * (5 + C))`` output of that scale (or ``head_layout``'s shape), any float
+    dtype.
     """
 
     def __init__(
@@ -106,6 +123,7 @@ class YoloLoss(keras.losses.Loss):
         reduction: str = "sum_over_batch_size",
         name: str | None = None,
         dtype: str | None = None,
+        head_layout: str = "cells",
     ) -> None:
         super().__init__(name=name or f"yolo_loss_{scale}", reduction=reduction, dtype=dtype)
         self.cfg = YoloConfig.from_any(cfg)
@@ -113,6 +131,7 @@ class YoloLoss(keras.losses.Loss):
             raise ValueError(f"scale must be in [0, {self.cfg.num_scales}), got {scale}")
         self.scale = scale
         self.box_loss = box.get_box_loss(self.cfg)
+        self.layout = head.get_head_layout(head_layout)
 
     @property
     def component_names(self) -> tuple[str, ...]:
@@ -125,15 +144,18 @@ class YoloLoss(keras.losses.Loss):
         Gains, balance and ``term_reduction`` are applied; Keras' reduction is not.
         """
         cfg, spec, box_loss = self.cfg, self.cfg.loss, self.box_loss
-        check_shapes(y_true, y_pred, cfg, self.scale)
+        check_shapes(y_true, y_pred, cfg, self.scale, self.layout)
         shape = tf.shape(y_pred)
-        size = shape[1] * shape[2] * cfg.anchors_per_scale
+        grid_h, grid_w = self.layout.grid(shape)
+        size = grid_h * grid_w * cfg.anchors_per_scale
         # Box and class terms only at the positives: (b, P, 5 + C) rows of target and head, rows
         # that are not positive all 0 in the target. Objectness is dense over the (b, S) slots.
         rows, slot, positive = target_rows(y_true, cfg, self.scale, size)
-        obj_logits, row_logits = head.head_rows(y_pred, slot, 5 + cfg.num_classes)
-        grid_wh = grid_size_wh(shape)
-        cell, anchor = slot_cell_anchor(slot, shape[2], cfg.anchors_per_scale)
+        obj_logits, row_logits = head.head_rows(
+            y_pred, slot, 5 + cfg.num_classes, self.layout, cfg.anchors_per_scale
+        )
+        grid_wh = grid_size_wh(tf.stack([shape[0], grid_h, grid_w]))
+        cell, anchor = slot_cell_anchor(slot, grid_w, cfg.anchors_per_scale)
         pred = true = overlap = None
         if box_loss.decoded or spec.obj_target == "iou":
             pred = decode_cells(row_logits, cfg, self.scale, anchor)
@@ -209,7 +231,8 @@ class YoloLoss(keras.losses.Loss):
                 true_boxes, valid = target_boxes(y_true, cfg)
             else:
                 true_boxes, valid = rows[..., :4], rows[..., 4] > 0
-            pred_boxes = decode_xywh(tf.stop_gradient(y_pred), cfg, self.scale)
+            cells = self.layout.to_cells(tf.stop_gradient(y_pred))
+            pred_boxes = decode_xywh(cells, cfg, self.scale)
             weight = weight * terms.ignore_mask(pred_boxes, true_boxes, valid, spec.ignore_thresh)
         if spec.ohem_ratio > 0:
             eligible = (positive == 0) & (weight * tf.ones_like(positive) > 0)
@@ -238,4 +261,9 @@ class YoloLoss(keras.losses.Loss):
         }
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "cfg": self.cfg.to_dict(), "scale": self.scale}
+        return {
+            **super().get_config(),
+            "cfg": self.cfg.to_dict(),
+            "scale": self.scale,
+            "head_layout": self.layout.name,
+        }

@@ -7,9 +7,9 @@ import tensorflow as tf
 from kyolo.config import YoloConfig
 from kyolo.data.annotations import Annotation
 from kyolo.data.augment import Augmentation, random_augment
-from kyolo.data.mix import mixup, mosaic, random_example, sample_mixup_ratio
+from kyolo.data.mix import mixup, mosaic, mosaic_offsets, random_example, sample_mixup_ratio
 from kyolo.data.pipeline import make_dataset
-from kyolo.geometry import PAD_VALUE
+from kyolo.geometry import PAD_VALUE, resample
 
 H, W = 64, 96
 COLOURS = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0]], np.float32)
@@ -241,3 +241,24 @@ def test_make_dataset_with_mosaic_and_mixup(annotations):
     counts = np.concatenate([b["num_boxes"] for epoch in first for b in epoch])
     # Mosaics and mixes hold more boxes than any single image (at most 2).
     assert counts.max() > 2 and counts.max() <= 8
+
+
+@pytest.mark.parametrize("centre", [(32, 48), (17, 70), (0, 96), (64, 0), (45, 30)])
+def test_mosaic_pixels_are_the_whole_canvas_resampling_of_each_quadrant(centre):
+    # Each tile is resampled into its quadrant only; the pixels must be, bit for bit, those of
+    # resampling the tile onto the whole canvas and keeping its quadrant.
+    rng = np.random.default_rng(sum(centre))
+    tiles = [
+        (tf.constant(rng.uniform(0, 1, (H, W, 3)), tf.float32), tf.zeros((0, 4)), tf.zeros((0,)))
+        for _ in range(4)
+    ]
+    image, _, _ = mosaic(tiles, *centre)
+    cy, cx = centre
+    rows, cols = np.arange(H)[:, None], np.arange(W)[None, :]
+    want = np.zeros((H, W, 3), np.float32)
+    for k, (t_y, t_x) in enumerate(mosaic_offsets(float(cy), float(cx), H, W)):
+        whole = resample(tiles[k][0], (H, W), tf.constant(0.5), t_y, t_x).numpy()
+        top, left = k // 2 == 0, k % 2 == 0
+        inside = ((rows < cy) if top else (rows >= cy)) & ((cols < cx) if left else (cols >= cx))
+        want[inside] = whole[inside]
+    np.testing.assert_array_equal(image.numpy(), want)

@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from kyolo.config import YoloConfig
-from kyolo.data.annotations import Annotation
+from kyolo.data.annotations import Annotation, AnnotationError
 from kyolo.data.augment import (
     Augmentation,
     flip_horizontal,
@@ -264,3 +264,30 @@ def test_make_dataset_checks_decoded_size(annotations):
     ds = make_dataset([wrong], CFG, batch_size=1, training=False)
     with pytest.raises(tf.errors.InvalidArgumentError, match="differs from its annotation"):
         next(iter(ds))
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_cached_dataset_gives_the_same_elements(annotations, training):
+    cfg = CFG.replace(max_boxes=8)
+    augment = Augmentation(mosaic_prob=1.0, mixup_prob=0.5)  # partners read from the cache too
+
+    def epochs(cache):
+        ds = make_dataset(
+            annotations, cfg, batch_size=3, training=training, seed=4, augment=augment, cache=cache
+        )
+        return [[{k: v.numpy() for k, v in b.items()} for b in ds] for _ in range(2)]
+
+    for epoch, cached in zip(epochs(False), epochs(True), strict=True):
+        assert len(epoch) == len(cached) == 2
+        for batch, other in zip(epoch, cached, strict=True):
+            assert batch.keys() == other.keys()
+            for key in batch:
+                np.testing.assert_array_equal(other[key], batch[key], err_msg=key)
+
+
+def test_cache_names_an_image_that_does_not_decode(annotations, tmp_path):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not a png")
+    bad = Annotation(str(broken), 8, 8, np.zeros((0, 4)), np.zeros((0,)))
+    with pytest.raises(AnnotationError, match=r"broken\.png: cannot decode the image"):
+        make_dataset([*annotations, bad], CFG, batch_size=2, training=False, cache=True)
