@@ -51,6 +51,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "loss.box_loss=iou (values are JSON, else strings); repeatable",
     )
     add_recipe_arguments(parser)
+    add_finetune_arguments(parser)
     parser.add_argument("--warmup-epochs", type=float, default=2.0)
     parser.add_argument("--eval-every", type=int, default=5, help="epochs between mAP evals")
     parser.add_argument("--seed", type=int, default=0)
@@ -74,6 +75,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"--anchors must be 'auto', 'preset' or 'w,h w,h ...', got {args.anchors!r}")
     if args.data_format != "digits":
         check_data_paths(parser, args)
+    check_finetune_arguments(parser, args)
     return args
 
 
@@ -109,6 +111,54 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ema-ramp", type=float, default=2000.0, help="updates of the EMA decay's warm-up"
     )
+
+
+def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
+    """Pretrained weights and freezing (:mod:`kyolo.finetune`)."""
+    parser.add_argument(
+        "--weights",
+        help="fine-tune from these weights: a .keras (training.convert, or a kyolo run's "
+        "model.keras) or Darknet .weights with --cfg; layers load by name where shapes match",
+    )
+    parser.add_argument("--cfg", metavar="DARKNET_CFG", help="Darknet .cfg of a --weights .weights")
+    parser.add_argument(
+        "--freeze",
+        metavar="backbone|body|N",
+        help="freeze the backbone, everything but the detection convs (body), or the first N "
+        "Keras layers; frozen BatchNorm runs in inference mode",
+    )
+    parser.add_argument(
+        "--freeze-epochs",
+        type=int,
+        metavar="E",
+        help="release the frozen layers after E epochs and train all at a tenth of the learning "
+        "rate (keras-yolo3's two stages); default: frozen throughout",
+    )
+
+
+def check_finetune_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    from kyolo.finetune import FREEZE
+
+    if (args.cfg or args.freeze) and not args.weights:
+        parser.error("--cfg and --freeze need --weights")
+    if args.freeze and not (args.freeze in FREEZE or args.freeze.isdigit()):
+        parser.error(f"--freeze takes {', '.join(FREEZE)} or a layer count, got {args.freeze!r}")
+    if args.freeze_epochs is not None and not args.freeze:
+        parser.error("--freeze-epochs needs --freeze")
+    if args.freeze_epochs is not None and not 1 <= args.freeze_epochs < args.epochs:
+        parser.error(f"--freeze-epochs must be in [1, --epochs), got {args.freeze_epochs}")
+
+
+def load_weights(args: argparse.Namespace, model: Any, cfg: Any) -> None:
+    """``--weights`` into ``model`` where names and shapes match; logs what loaded and what not."""
+    from kyolo.finetune import load_pretrained, read_pretrained
+
+    try:
+        source = read_pretrained(args.weights, darknet_cfg=args.cfg, kyolo_model=args.model)
+        report = load_pretrained(model, cfg, source)
+    except (OSError, ValueError) as err:
+        raise InvalidInput(f"--weights: {err}") from err
+    LOG.info("%s", report)
 
 
 def augmentation(args: argparse.Namespace):
@@ -189,10 +239,11 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
     from kyolo.data.pipeline import check_images, make_dataset
     from kyolo.encode import target_encoder
     from kyolo.export import export_saved_model
+    from kyolo.finetune import UNFROZEN_LR_SCALE, Unfreeze, freeze
     from kyolo.losses import YoloLoss
     from kyolo.metrics import YoloLossComponents
     from kyolo.models import build_model
-    from kyolo.optim import DEFAULTS, build_optimizer, cosine_schedule
+    from kyolo.optim import DEFAULTS, ScaledAfter, build_optimizer, cosine_schedule
     from kyolo.saving import atomic_path, save_model
 
     started = time.time()
@@ -222,9 +273,14 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
     lr = DEFAULTS[args.optimizer]["learning_rate"] if args.lr is None else args.lr
     with strategy.scope():
         model = build_model(args.model, cfg)
+        if args.weights:
+            load_weights(args, model, cfg)
+        schedule = cosine_schedule(lr, args.epochs * steps, int(args.warmup_epochs * steps))
+        if args.freeze_epochs:
+            schedule = ScaledAfter(schedule, args.freeze_epochs * steps, UNFROZEN_LR_SCALE)
         optimizer = build_optimizer(
             args.optimizer,
-            cosine_schedule(lr, args.epochs * steps, int(args.warmup_epochs * steps)),
+            schedule,
             momentum=args.momentum,
             weight_decay=args.weight_decay,
             ema=args.ema,
@@ -237,6 +293,9 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
             loss=losses,
             metrics=[[YoloLossComponents(loss)] for loss in losses],
         )
+        frozen = freeze(model, args.freeze) if args.freeze else []
+        if frozen:
+            LOG.info("frozen: %d layers, %s ... %s", len(frozen), frozen[0], frozen[-1])
     backup_dir = os.path.join(args.out, "backup")
     history_csv = os.path.join(args.out, "history.csv")
     if not os.path.isdir(backup_dir) and os.path.exists(history_csv):
@@ -248,6 +307,7 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
     swap_ema = keras.callbacks.SwapEMAWeights(swap_on_epoch=True) if args.ema else None
     callbacks = [
         *([swap_ema] if swap_ema else []),
+        *([Unfreeze(frozen, args.freeze_epochs)] if args.freeze_epochs else []),
         CocoMeanAveragePrecision(map_ds, cfg, frequency=args.eval_every),
         AtomicModelCheckpoint(
             os.path.join(args.out, "best.keras"),
@@ -269,7 +329,7 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
         # tf.data cannot say which file it failed to decode; a full decoding pass can.
         check_images([*train_ann, *val_ann])
         raise
-    save_model(model, os.path.join(args.out, "model.keras"))
+    save_model(model, os.path.join(args.out, "model.keras"), cfg=cfg, class_names=names)
     export_saved_model(model, cfg, os.path.join(args.out, "serving"))
     served = evaluate_saved_model(os.path.join(args.out, "serving"), val_ann, len(names))
     logs = read_history(history_csv)  # every epoch, also those before a resume
