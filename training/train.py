@@ -33,7 +33,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", choices=sorted(MODELS), default="nano")
     parser.add_argument("--loss-preset", choices=sorted(PRESETS), default="yolov5")
     parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument(
+        "--batch-size",
+        type=batch_size,
+        default="auto",
+        help="images per step, or 'auto': 16, halved (down to 4) until an epoch has 20 steps "
+        "(kyolo.recipe.auto_batch_size)",
+    )
     parser.add_argument(
         "--img-size", type=int, nargs="+", default=[128], help="input size: S or H W"
     )
@@ -59,7 +65,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--strategy", choices=("default", "mirrored"), default="default")
     args = parser.parse_args(argv)
     for name in ("epochs", "batch_size", "eval_every"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) != "auto" and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if len(args.img_size) not in (1, 2):
         parser.error(f"--img-size takes 1 or 2 values, got {args.img_size}")
@@ -111,6 +117,11 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ema-ramp", type=float, default=2000.0, help="updates of the EMA decay's warm-up"
     )
+
+
+def batch_size(text: str) -> int | str:
+    """``--batch-size``: an integer, or ``auto`` (resolved once the data is read)."""
+    return text if text == "auto" else int(text)
 
 
 def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
@@ -244,12 +255,16 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
     from kyolo.metrics import YoloLossComponents
     from kyolo.models import build_model
     from kyolo.optim import DEFAULTS, ScaledAfter, build_optimizer, cosine_schedule
+    from kyolo.recipe import auto_batch_size
     from kyolo.saving import atomic_path, save_model
 
     started = time.time()
     keras.utils.set_random_seed(args.seed)
     os.makedirs(args.out, exist_ok=True)
     train_ann, val_ann, names, cfg = prepare(args)
+    if args.batch_size == "auto":
+        args.batch_size = auto_batch_size(len(train_ann))
+        LOG.info("batch size %d (auto, %d training images)", args.batch_size, len(train_ann))
     augment = augmentation(args)
     encode = target_encoder(cfg)
     train_ds = make_dataset(
