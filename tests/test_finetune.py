@@ -219,3 +219,17 @@ def test_read_pretrained_rejects_what_it_cannot_read(tmp_path, darknet_files):
         read_pretrained(tmp_path / "model.h5")
     with pytest.raises(ValueError, match="goes with a .weights file"):
         read_pretrained(tmp_path / "model.keras", darknet_cfg=cfg_path)
+
+
+def test_unfreeze_releases_at_any_later_epoch_as_after_a_resume():
+    model = build_model("nano", nano_config(), width=8)
+    model.compile(keras.optimizers.Adam(), loss="mse")
+    names = freeze(model, "body")
+    release = Unfreeze(names, epoch=3)
+    release.set_model(model)
+    release.on_epoch_begin(2)
+    assert not any(model.get_layer(n).trainable for n in names)
+    release.on_epoch_begin(7)  # a run resumed at epoch 7 never sees epoch 3 begin
+    assert all(model.get_layer(n).trainable for n in names)
+    # The optimizer was built on every variable before freezing: it can update them now.
+    assert len(model.optimizer._trainable_variables) == len(model.trainable_variables)
