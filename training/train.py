@@ -126,6 +126,8 @@ def batch_size(text: str) -> int | str:
 
 def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
     """Pretrained weights and freezing (:mod:`kyolo.finetune`)."""
+    from kyolo.finetune import UNFROZEN_LR_SCALE
+
     parser.add_argument(
         "--weights",
         help="fine-tune from these weights: a .keras (training.convert, or a kyolo run's "
@@ -142,8 +144,15 @@ def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
         "--freeze-epochs",
         type=int,
         metavar="E",
-        help="release the frozen layers after E epochs and train all at a tenth of the learning "
-        "rate (keras-yolo3's two stages); default: frozen throughout",
+        help="release the frozen layers after E epochs and train all at --unfreeze-lr-scale "
+        "times the learning rate (keras-yolo3's two stages); default: frozen throughout",
+    )
+    parser.add_argument(
+        "--unfreeze-lr-scale",
+        type=float,
+        default=UNFROZEN_LR_SCALE,
+        metavar="F",
+        help="learning-rate factor after --freeze-epochs (keras-yolo3: 0.1)",
     )
 
 
@@ -158,6 +167,8 @@ def check_finetune_arguments(parser: argparse.ArgumentParser, args: argparse.Nam
         parser.error("--freeze-epochs needs --freeze")
     if args.freeze_epochs is not None and not 1 <= args.freeze_epochs < args.epochs:
         parser.error(f"--freeze-epochs must be in [1, --epochs), got {args.freeze_epochs}")
+    if args.unfreeze_lr_scale <= 0:
+        parser.error(f"--unfreeze-lr-scale must be > 0, got {args.unfreeze_lr_scale}")
 
 
 def load_weights(args: argparse.Namespace, model: Any, cfg: Any) -> None:
@@ -250,7 +261,7 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
     from kyolo.data.pipeline import check_images, make_dataset
     from kyolo.encode import target_encoder
     from kyolo.export import export_saved_model
-    from kyolo.finetune import UNFROZEN_LR_SCALE, Unfreeze, freeze
+    from kyolo.finetune import Unfreeze, freeze
     from kyolo.losses import YoloLoss
     from kyolo.metrics import YoloLossComponents
     from kyolo.models import build_model
@@ -292,7 +303,7 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
             load_weights(args, model, cfg)
         schedule = cosine_schedule(lr, args.epochs * steps, int(args.warmup_epochs * steps))
         if args.freeze_epochs:
-            schedule = ScaledAfter(schedule, args.freeze_epochs * steps, UNFROZEN_LR_SCALE)
+            schedule = ScaledAfter(schedule, args.freeze_epochs * steps, args.unfreeze_lr_scale)
         optimizer = build_optimizer(
             args.optimizer,
             schedule,

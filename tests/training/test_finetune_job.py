@@ -87,6 +87,7 @@ def test_weights_that_match_nothing_stop_the_job_with_the_reason(tmp_path):
         ["--weights", "w.keras", "--freeze-epochs", "2"],
         ["--weights", "w.keras", "--freeze", "neck"],
         ["--weights", "w.keras", "--freeze", "body", "--freeze-epochs", "40"],
+        ["--weights", "w.keras", "--freeze", "body", "--unfreeze-lr-scale", "0"],
     ],
 )
 def test_finetune_flags_that_cannot_work_are_refused(flags, capsys):
