@@ -150,7 +150,7 @@ def score_json(path: str, annotations: list[Annotation], num_classes: int) -> di
 
 def train_and_score(args: argparse.Namespace, seed: int, splits: dict, names: list[str]) -> dict:
     env = peer_env(args.out)
-    name = f"yolov5n_e{args.epochs}_s{seed}"
+    name = f"yolov5n_b{args.batch_size}_e{args.epochs}_s{seed}"
     project = os.path.abspath(os.path.join(args.out, "runs"))
     folder = os.path.join(project, name)
     train_s = run(
@@ -199,20 +199,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", default=os.path.join("runs", "yolov5_neon_trees"))
     args = parser.parse_args(argv)
     splits, names = write_yolo_layout(args.data, args.out)
-    print("| seed | epochs | img | mAP50 (pycocotools) | mAP50-95 | YOLOv5's own mAP50 | train s |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("| seed | batch | epochs | img | mAP50 (pycocotools) | mAP50-95 | own mAP50 | train s |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     results = []
     for seed in args.seeds:
         r = train_and_score(args, seed, splits, names)
         results.append(r)
         coco, own = r["pycocotools"], r["yolov5"]
         print(
-            f"| {seed} | {args.epochs} | {args.img} | {coco['mAP50']:.3f} | "
+            f"| {seed} | {args.batch_size} | {args.epochs} | {args.img} | {coco['mAP50']:.3f} | "
             f"{coco['mAP50_95']:.3f} | {own['mAP50']:.3f} | {r['train_s']:.0f} |",
             flush=True,
         )
     seeds = "-".join(map(str, args.seeds))
-    with open(os.path.join(args.out, f"results_e{args.epochs}_s{seeds}.json"), "w") as f:
+    results_json = f"results_b{args.batch_size}_e{args.epochs}_s{seeds}.json"
+    with open(os.path.join(args.out, results_json), "w") as f:
         json.dump({"args": vars(args), "results": results}, f, indent=1)
 
 
