@@ -18,10 +18,13 @@ Per seed it
 2. runs ``python -m yolov5.train --cfg yolov5n.yaml --weights ''`` (from scratch; YOLOv5's defaults
    otherwise: ``hyp.scratch-low.yaml``, SGD, mosaic 1.0, AutoAnchor, EMA, batch 16) on the CPU;
 3. runs ``python -m yolov5.val`` on ``last.pt`` (kyolo reports its last epoch too) with
-   ``--save-json`` and scores that json with :func:`kyolo.evaluate.coco_map` (pycocotools, the
-   evaluator of kyolo's own runs), beside YOLOv5's own mAP of its last epoch (``results.csv``).
+   ``--save-json``, one image per batch (see ``train_and_score``), and scores that json with
+   :func:`kyolo.evaluate.coco_map` (pycocotools, the evaluator of kyolo's own runs), beside
+   YOLOv5's own mAP of its last epoch (``results.csv``, whose validation runs at batch 32 and
+   may hit the NMS time limit on a loaded CPU).
 
-It prints one table row per seed. Wall times include YOLOv5's per-epoch validation.
+It prints one table row per seed. Wall times include YOLOv5's per-epoch validation. ``--reuse``
+scores runs already trained under ``--out`` again (their training time is kept).
 """
 
 from __future__ import annotations
@@ -148,36 +151,53 @@ def score_json(path: str, annotations: list[Annotation], num_classes: int) -> di
     return coco_map(truths, detections, num_classes)
 
 
+NMS_LIMIT = "NMS time limit"
+"""YOLOv5's warning when ``non_max_suppression`` ran out of its time budget and returned the
+detections of the images done so far (the rest get none)."""
+
+
 def train_and_score(args: argparse.Namespace, seed: int, splits: dict, names: list[str]) -> dict:
     env = peer_env(args.out)
     name = f"yolov5n_b{args.batch_size}_e{args.epochs}_s{seed}"
     project = os.path.abspath(os.path.join(args.out, "runs"))
     folder = os.path.join(project, name)
-    train_s = run(
-        [
-            args.python, "-m", "yolov5.train",
-            "--data", os.path.join(args.out, "data.yaml"),
-            "--cfg", "yolov5n.yaml", "--weights", "",
-            "--img", str(args.img), "--epochs", str(args.epochs),
-            "--batch-size", str(args.batch_size), "--seed", str(seed),
-            "--device", "cpu", "--workers", str(args.workers),
-            "--project", project, "--name", name, "--exist-ok", "--noplots",
-        ],
-        os.path.join(args.out, f"{name}.train.log"),
-        env,
-    )  # fmt: skip
+    timing = os.path.join(folder, "train_seconds.txt")
+    if not (args.reuse and os.path.exists(timing)):
+        train_s = run(
+            [
+                args.python, "-m", "yolov5.train",
+                "--data", os.path.join(args.out, "data.yaml"),
+                "--cfg", "yolov5n.yaml", "--weights", "",
+                "--img", str(args.img), "--epochs", str(args.epochs),
+                "--batch-size", str(args.batch_size), "--seed", str(seed),
+                "--device", "cpu", "--workers", str(args.workers),
+                "--project", project, "--name", name, "--exist-ok", "--noplots",
+            ],
+            os.path.join(args.out, f"{name}.train.log"),
+            env,
+        )  # fmt: skip
+        with open(timing, "w") as f:
+            f.write(f"{train_s:.1f}\n")
+    with open(timing) as f:
+        train_s = float(f.read())
     val_name = f"{name}_val"
+    val_log = os.path.join(args.out, f"{val_name}.log")
+    # One image per batch: NMS' time budget (0.5 s + 0.05 s per image) is then per image, which a
+    # loaded CPU does not exceed; at YOLOv5's 32 it cut off whole images' detections here.
     run(
         [
             args.python, "-m", "yolov5.val",
             "--data", os.path.join(args.out, "data.yaml"),
             "--weights", os.path.join(folder, "weights", "last.pt"),
-            "--img", str(args.img), "--device", "cpu", "--save-json",
+            "--img", str(args.img), "--batch-size", "1", "--device", "cpu", "--save-json",
             "--project", project, "--name", val_name, "--exist-ok",
         ],
-        os.path.join(args.out, f"{val_name}.log"),
+        val_log,
         env,
     )  # fmt: skip
+    with open(val_log, errors="replace") as f:
+        if NMS_LIMIT in f.read():
+            raise SystemExit(f"{val_log}: YOLOv5's NMS hit its time limit; the score is cut short")
     (predictions,) = glob.glob(os.path.join(project, val_name, "*_predictions.json"))
     return {
         "seed": seed,
@@ -197,6 +217,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--out", default=os.path.join("runs", "yolov5_neon_trees"))
+    parser.add_argument(
+        "--reuse", action="store_true", help="score a run already trained under --out again"
+    )
     args = parser.parse_args(argv)
     splits, names = write_yolo_layout(args.data, args.out)
     print("| seed | batch | epochs | img | mAP50 (pycocotools) | mAP50-95 | own mAP50 | train s |")
