@@ -161,8 +161,11 @@ def check_finetune_arguments(parser: argparse.ArgumentParser, args: argparse.Nam
 
     if (args.cfg or args.freeze) and not args.weights:
         parser.error("--cfg and --freeze need --weights")
-    if args.freeze and not (args.freeze in FREEZE or args.freeze.isdigit()):
-        parser.error(f"--freeze takes {', '.join(FREEZE)} or a layer count, got {args.freeze!r}")
+    count = args.freeze.isdigit() and int(args.freeze) >= 1 if args.freeze else False
+    if args.freeze and args.freeze not in FREEZE and not count:
+        parser.error(
+            f"--freeze takes {', '.join(FREEZE)} or a layer count >= 1, got {args.freeze!r}"
+        )
     if args.freeze_epochs is not None and not args.freeze:
         parser.error("--freeze-epochs needs --freeze")
     if args.freeze_epochs is not None and not 1 <= args.freeze_epochs < args.epochs:
@@ -181,6 +184,18 @@ def load_weights(args: argparse.Namespace, model: Any, cfg: Any) -> None:
     except (OSError, ValueError) as err:
         raise InvalidInput(f"--weights: {err}") from err
     LOG.info("%s", report)
+
+
+def freeze_layers(args: argparse.Namespace, model: Any) -> list[str]:
+    """``--freeze`` on the compiled ``model``; returns the frozen layers' names."""
+    from kyolo.finetune import freeze
+
+    try:
+        frozen = freeze(model, args.freeze)
+    except ValueError as err:
+        raise InvalidInput(f"--freeze: {err}") from err
+    LOG.info("frozen: %d layers, %s ... %s", len(frozen), frozen[0], frozen[-1])
+    return frozen
 
 
 def augmentation(args: argparse.Namespace):
@@ -261,7 +276,7 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
     from kyolo.data.pipeline import check_images, make_dataset
     from kyolo.encode import target_encoder
     from kyolo.export import export_saved_model
-    from kyolo.finetune import Unfreeze, freeze
+    from kyolo.finetune import Unfreeze
     from kyolo.losses import YoloLoss
     from kyolo.metrics import YoloLossComponents
     from kyolo.models import build_model
@@ -319,9 +334,7 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
             loss=losses,
             metrics=[[YoloLossComponents(loss)] for loss in losses],
         )
-        frozen = freeze(model, args.freeze) if args.freeze else []
-        if frozen:
-            LOG.info("frozen: %d layers, %s ... %s", len(frozen), frozen[0], frozen[-1])
+        frozen = freeze_layers(args, model) if args.freeze else []
     backup_dir = os.path.join(args.out, "backup")
     history_csv = os.path.join(args.out, "history.csv")
     if not os.path.isdir(backup_dir) and os.path.exists(history_csv):

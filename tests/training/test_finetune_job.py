@@ -79,6 +79,14 @@ def test_weights_that_match_nothing_stop_the_job_with_the_reason(tmp_path):
                         "--weights", str(path)])  # fmt: skip
 
 
+def test_freezing_more_layers_than_the_model_has_stops_the_job(tmp_path):
+    path, _ = pretrained(tmp_path)
+    with pytest.raises(SystemExit, match="--freeze: freeze 999: the model has 57 layers"):
+        train_job.main(["--data-dir", str(tmp_path / "digits"), "--digits", "24", "8",
+                        "--img-size", "64", "--out", str(tmp_path / "out"),
+                        "--weights", str(path), "--freeze", "999"])  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "flags",
     [
@@ -86,6 +94,7 @@ def test_weights_that_match_nothing_stop_the_job_with_the_reason(tmp_path):
         ["--cfg", "yolov3.cfg"],
         ["--weights", "w.keras", "--freeze-epochs", "2"],
         ["--weights", "w.keras", "--freeze", "neck"],
+        ["--weights", "w.keras", "--freeze", "0"],
         ["--weights", "w.keras", "--freeze", "body", "--freeze-epochs", "40"],
         ["--weights", "w.keras", "--freeze", "body", "--unfreeze-lr-scale", "0"],
     ],
