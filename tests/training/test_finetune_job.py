@@ -41,7 +41,6 @@ def pretrained(tmp_path, width=16):
     return path, model
 
 
-@pytest.mark.slow  # two epochs, two traces of the step, export: ~50 s on 2 cores
 def test_finetune_job_loads_freezes_then_releases_at_a_tenth_of_the_rate(tmp_path, caplog):
     path, source = pretrained(tmp_path)
     args = job_args(
@@ -105,7 +104,6 @@ def test_finetune_flags_that_cannot_work_are_refused(flags, capsys):
     assert "--" in capsys.readouterr().err
 
 
-@pytest.mark.slow
 def test_darknet_weights_and_cfg_fine_tune_kyolo_tiny_yolov3(tmp_path, caplog):
     text = topology_cfg("yolov3-tiny", classes=2, input_size=(96, 96))
     cfg, weights = tmp_path / "tiny.cfg", tmp_path / "tiny.weights"
