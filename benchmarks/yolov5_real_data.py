@@ -4,7 +4,8 @@ The numbers ``docs/real-data.md`` sets beside kyolo's. YOLOv5 runs in its own vi
 (never a kyolo dependency), e.g.::
 
     python3 -m venv /work/venv-yolov5
-    /work/venv-yolov5/bin/pip install torch==2.14.1 torchvision==0.29.1 yolov5==7.0.14
+    /work/venv-yolov5/bin/pip install torch==2.14.1 torchvision==0.29.1 yolov5==7.0.14 \
+        "setuptools<81" "numpy<2.4"   # YOLOv5 7.0 imports pkg_resources and calls np.trapz
 
     python -m benchmarks.yolov5_real_data --data runs/neon_trees \\
         --python /work/venv-yolov5/bin/python --epochs 30 --img 256 --seeds 0 1 --out /tmp/y5
