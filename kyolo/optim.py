@@ -58,6 +58,38 @@ def cosine_schedule(
     )
 
 
+@keras.saving.register_keras_serializable(package="kyolo")
+class ScaledAfter(keras.optimizers.schedules.LearningRateSchedule):
+    """``schedule(step) · scale`` from ``step >= boundary`` on, ``schedule(step)`` before.
+
+    The learning rate of the second stage of a fine-tuning (:mod:`kyolo.finetune`): a function of
+    the step alone, so a resumed run continues on the same curve.
+    """
+
+    def __init__(
+        self, schedule: keras.optimizers.schedules.LearningRateSchedule, boundary: int, scale: float
+    ) -> None:
+        self.schedule = schedule
+        self.boundary = int(boundary)
+        self.scale = float(scale)
+
+    def __call__(self, step: Any) -> Any:
+        rate = self.schedule(step)
+        return ops.where(ops.cast(step, "int64") < self.boundary, rate, rate * self.scale)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "schedule": keras.saving.serialize_keras_object(self.schedule),
+            "boundary": self.boundary,
+            "scale": self.scale,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> ScaledAfter:
+        schedule = keras.saving.deserialize_keras_object(config["schedule"])
+        return cls(schedule, config["boundary"], config["scale"])
+
+
 class _RecipeOptimizer:
     """Mixin for a Keras optimizer: ramped EMA decay and weight-decay exclusions, in the config."""
 

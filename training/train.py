@@ -40,7 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", choices=sorted(MODELS), default="nano")
     parser.add_argument("--loss-preset", choices=sorted(PRESETS), default="yolov5")
     parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument(
+        "--batch-size",
+        type=batch_size,
+        default="auto",
+        help="images per step, or 'auto': 16, halved (down to 4) until an epoch has 20 steps "
+        "(kyolo.recipe.auto_batch_size)",
+    )
     parser.add_argument(
         "--img-size", type=int, nargs="+", default=[128], help="input size: S or H W"
     )
@@ -58,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         "loss.box_loss=iou (values are JSON, else strings); repeatable",
     )
     add_recipe_arguments(parser)
+    add_finetune_arguments(parser)
     parser.add_argument("--warmup-epochs", type=float, default=2.0)
     parser.add_argument("--eval-every", type=int, default=5, help="epochs between mAP evals")
     parser.add_argument("--seed", type=int, default=0)
@@ -73,7 +80,7 @@ def parse_args(
     parser = parser or build_parser()
     args = parse_with_config(parser, argv, DEFAULT_OUT)
     for name in ("epochs", "batch_size", "eval_every"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) != "auto" and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if len(args.img_size) not in (1, 2):
         parser.error(f"--img-size takes 1 or 2 values, got {args.img_size}")
@@ -88,6 +95,7 @@ def parse_args(
     if args.anchors not in ("auto", "preset") and not ANCHOR_PAIRS.fullmatch(args.anchors):
         parser.error(f"--anchors must be 'auto', 'preset' or 'w,h w,h ...', got {args.anchors!r}")
     check_data_paths(parser, args)
+    check_finetune_arguments(parser, args)
     return args
 
 
@@ -146,6 +154,85 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ema-ramp", type=float, default=2000.0, help="updates of the EMA decay's warm-up"
     )
+
+
+def batch_size(text: str) -> int | str:
+    """``--batch-size``: an integer, or ``auto`` (resolved once the data is read)."""
+    return text if text == "auto" else int(text)
+
+
+def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
+    """Pretrained weights and freezing (:mod:`kyolo.finetune`)."""
+    from kyolo.finetune import UNFROZEN_LR_SCALE
+
+    parser.add_argument(
+        "--weights",
+        help="fine-tune from these weights: a .keras (training.convert, or a kyolo run's "
+        "model.keras) or Darknet .weights with --cfg; layers load by name where shapes match",
+    )
+    parser.add_argument("--cfg", metavar="DARKNET_CFG", help="Darknet .cfg of a --weights .weights")
+    parser.add_argument(
+        "--freeze",
+        metavar="backbone|body|N",
+        help="freeze the backbone, everything but the detection convs (body), or the first N "
+        "Keras layers; frozen BatchNorm runs in inference mode",
+    )
+    parser.add_argument(
+        "--freeze-epochs",
+        type=int,
+        metavar="E",
+        help="release the frozen layers after E epochs and train all at --unfreeze-lr-scale "
+        "times the learning rate (keras-yolo3's two stages); default: frozen throughout",
+    )
+    parser.add_argument(
+        "--unfreeze-lr-scale",
+        type=float,
+        default=UNFROZEN_LR_SCALE,
+        metavar="F",
+        help="learning-rate factor after --freeze-epochs (keras-yolo3: 0.1)",
+    )
+
+
+def check_finetune_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    from kyolo.finetune import FREEZE
+
+    if (args.cfg or args.freeze) and not args.weights:
+        parser.error("--cfg and --freeze need --weights")
+    count = args.freeze.isdigit() and int(args.freeze) >= 1 if args.freeze else False
+    if args.freeze and args.freeze not in FREEZE and not count:
+        parser.error(
+            f"--freeze takes {', '.join(FREEZE)} or a layer count >= 1, got {args.freeze!r}"
+        )
+    if args.freeze_epochs is not None and not args.freeze:
+        parser.error("--freeze-epochs needs --freeze")
+    if args.freeze_epochs is not None and not 1 <= args.freeze_epochs < args.epochs:
+        parser.error(f"--freeze-epochs must be in [1, --epochs), got {args.freeze_epochs}")
+    if args.unfreeze_lr_scale <= 0:
+        parser.error(f"--unfreeze-lr-scale must be > 0, got {args.unfreeze_lr_scale}")
+
+
+def load_weights(args: argparse.Namespace, model: Any, cfg: Any) -> None:
+    """``--weights`` into ``model`` where names and shapes match; logs what loaded and what not."""
+    from kyolo.finetune import load_pretrained, read_pretrained
+
+    try:
+        source = read_pretrained(args.weights, darknet_cfg=args.cfg, kyolo_model=args.model)
+        report = load_pretrained(model, cfg, source)
+    except (OSError, ValueError) as err:
+        raise InvalidInput(f"--weights: {err}") from err
+    LOG.info("%s", report)
+
+
+def freeze_layers(args: argparse.Namespace, model: Any) -> list[str]:
+    """``--freeze`` on the compiled ``model``; returns the frozen layers' names."""
+    from kyolo.finetune import freeze
+
+    try:
+        frozen = freeze(model, args.freeze)
+    except ValueError as err:
+        raise InvalidInput(f"--freeze: {err}") from err
+    LOG.info("frozen: %d layers, %s ... %s", len(frozen), frozen[0], frozen[-1])
+    return frozen
 
 
 def augmentation(args: argparse.Namespace):
@@ -227,16 +314,21 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
     from kyolo.data.pipeline import check_images, make_dataset
     from kyolo.encode import target_encoder
     from kyolo.export import export_saved_model
+    from kyolo.finetune import Unfreeze
     from kyolo.losses import YoloLoss
     from kyolo.metrics import YoloLossComponents
     from kyolo.models import build_model
-    from kyolo.optim import DEFAULTS, build_optimizer, cosine_schedule
+    from kyolo.optim import DEFAULTS, ScaledAfter, build_optimizer, cosine_schedule
+    from kyolo.recipe import auto_batch_size
     from kyolo.saving import atomic_path, save_model
 
     started = time.time()
     keras.utils.set_random_seed(args.seed)
     os.makedirs(args.out, exist_ok=True)
     train_ann, val_ann, names, cfg = prepare(args)
+    if args.batch_size == "auto":
+        args.batch_size = auto_batch_size(len(train_ann))
+        LOG.info("batch size %d (auto, %d training images)", args.batch_size, len(train_ann))
     augment = augmentation(args)
     encode = target_encoder(cfg)
     train_ds = make_dataset(
@@ -260,9 +352,14 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
     lr = DEFAULTS[args.optimizer]["learning_rate"] if args.lr is None else args.lr
     with strategy.scope():
         model = build_model(args.model, cfg)
+        if args.weights:
+            load_weights(args, model, cfg)
+        schedule = cosine_schedule(lr, args.epochs * steps, int(args.warmup_epochs * steps))
+        if args.freeze_epochs:
+            schedule = ScaledAfter(schedule, args.freeze_epochs * steps, args.unfreeze_lr_scale)
         optimizer = build_optimizer(
             args.optimizer,
-            cosine_schedule(lr, args.epochs * steps, int(args.warmup_epochs * steps)),
+            schedule,
             momentum=args.momentum,
             weight_decay=args.weight_decay,
             ema=args.ema,
@@ -275,6 +372,7 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
             loss=losses,
             metrics=[[YoloLossComponents(loss)] for loss in losses],
         )
+        frozen = freeze_layers(args, model) if args.freeze else []
     backup_dir = os.path.join(args.out, "backup")
     history_csv = os.path.join(args.out, "history.csv")
     if not os.path.isdir(backup_dir) and os.path.exists(history_csv):
@@ -286,6 +384,7 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
     swap_ema = keras.callbacks.SwapEMAWeights(swap_on_epoch=True) if args.ema else None
     callbacks = [
         *([swap_ema] if swap_ema else []),
+        *([Unfreeze(frozen, args.freeze_epochs)] if args.freeze_epochs else []),
         CocoMeanAveragePrecision(map_ds, cfg, frequency=args.eval_every),
         ProgressLogger(),
         AtomicModelCheckpoint(
