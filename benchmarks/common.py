@@ -145,6 +145,19 @@ def block(result: Any) -> None:
         first.numpy()
 
 
+def cpu_timed(fn: Callable[[], Any], seconds: list[float]) -> Callable[[], Any]:
+    """``fn`` that appends each call's process CPU time (result materialised) to ``seconds``."""
+
+    def call() -> Any:
+        start = time.process_time()
+        result = fn()
+        block(result)
+        seconds.append(time.process_time() - start)
+        return result
+
+    return call
+
+
 def median_ms(times: Sequence[float]) -> float:
     return 1e3 * statistics.median(times)
 

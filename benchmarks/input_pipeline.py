@@ -121,9 +121,10 @@ def worker(args: argparse.Namespace) -> None:
         x, y_true = next(iter(next(iter(datasets.values()))))
         step = kyolo_candidates(model, cfg, "float32", x, list(y_true), ["graph"])
         cpu: dict[str, list[float]] = {}
-        candidates = {v: cpu_timed(lambda ds=ds: consume(ds, args.batches), cpu, v)
+        candidates = {v: common.cpu_timed(lambda ds=ds: consume(ds, args.batches),
+                                       cpu.setdefault(v, []))
                       for v, ds in datasets.items()}  # fmt: skip
-        candidates["step"] = cpu_timed(step[("graph", "step")], cpu, "step")
+        candidates["step"] = common.cpu_timed(step[("graph", "step")], cpu.setdefault("step", []))
         common.block(candidates["step"]())  # compiles
         repeats = args.repeats if model == "nano" else args.large_repeats
         times = common.interleaved(candidates, 1, repeats)
@@ -138,19 +139,6 @@ def worker(args: argparse.Namespace) -> None:
                 "cpu_images_s": images / (common.median_ms(cpu[name][-repeats:]) / 1e3),
                 "loadavg": os.getloadavg()[0],
             }), flush=True)  # fmt: skip
-
-
-def cpu_timed(fn: Any, seconds: dict[str, list[float]], name: str) -> Any:
-    """``fn`` that appends each call's process CPU time (all threads) to ``seconds[name]``."""
-
-    def call() -> Any:
-        start = time.process_time()
-        result = fn()
-        common.block(result)
-        seconds.setdefault(name, []).append(time.process_time() - start)
-        return result
-
-    return call
 
 
 def report(rows: list[dict]) -> None:

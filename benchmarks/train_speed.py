@@ -169,7 +169,7 @@ def measure_pool(
         )
     params = {mode: built.pop((mode, "params")) for mode in args.modes}
     cpu: dict[tuple, list[float]] = {}
-    candidates = {("kyolo", *key): cpu_timed(fn, cpu.setdefault(("kyolo", *key), []))
+    candidates = {("kyolo", *key): common.cpu_timed(fn, cpu.setdefault(("kyolo", *key), []))
                   for key, fn in built.items()}  # fmt: skip
     for policy, server in servers.items():
         if not isinstance(server, common.Server):
@@ -200,19 +200,6 @@ def measure_pool(
         gc.collect()
     cpu = {key: seconds[2:] for key, seconds in cpu.items()}  # first and warm-up calls untimed
     return table_rows(model_name, precision, args, times, first, servers, params, cpu)
-
-
-def cpu_timed(fn: Callable[[], Any], seconds: list[float]) -> Callable[[], Any]:
-    """``fn`` that appends each call's process CPU time (result materialised) to ``seconds``."""
-
-    def call() -> Any:
-        start = time.process_time()
-        result = fn()
-        common.block(result)
-        seconds.append(time.process_time() - start)
-        return result
-
-    return call
 
 
 def table_rows(

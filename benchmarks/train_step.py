@@ -211,7 +211,7 @@ def measure_pool(
                 pool.failures[key] = f"{type(error).__name__}: {str(error).strip()[:300]}"
                 del candidates[key]
                 continue
-            candidates[key] = cpu_timed(candidates[key], pool.cpu.setdefault(key, []))
+            candidates[key] = common.cpu_timed(candidates[key], pool.cpu.setdefault(key, []))
         pool.wall = common.interleaved(candidates, 1, repeats)
         for cpu in pool.cpu.values():
             del cpu[0]  # the warm-up call
@@ -221,19 +221,6 @@ def measure_pool(
         keras.backend.clear_session()
         gc.collect()
     return pool
-
-
-def cpu_timed(fn: Callable[[], Any], seconds: list[float]) -> Callable[[], Any]:
-    """``fn`` that appends each call's process CPU time (result materialised) to ``seconds``."""
-
-    def call() -> Any:
-        start = time.process_time()
-        result = fn()
-        common.block(result)
-        seconds.append(time.process_time() - start)
-        return result
-
-    return call
 
 
 def ms(times: dict, key: tuple) -> float | None:
