@@ -43,7 +43,9 @@ def read_coco(
         on_invalid: policy for invalid boxes, see :func:`kyolo.data.annotations.validate`. An
             annotation naming an unknown category is an invalid box too.
         include_crowd: keep ``iscrowd=1`` annotations (skipped by default, as COCO evaluation
-            ignores them and their boxes cover groups of objects).
+            ignores them and their boxes cover groups of objects). ``iscrowd`` may be 0 or 1,
+            ``false`` or ``true``, ``"0"`` or ``"1"`` (converters write all of these); absent
+            means 0; any other value is an error naming the annotation.
 
     Returns:
         ``(annotations, class_names)``: one :class:`Annotation` per image, and the category names
@@ -114,7 +116,7 @@ def read_coco(
         boxes, classes, labels = [], [], []
         for index, ann in by_image[image_id]:
             ann_where = f"{source}: annotations[{index}]"
-            if ann.get("iscrowd", 0) and not include_crowd:
+            if _iscrowd(ann, ann_where) and not include_crowd:
                 continue
             bbox = _field(ann, "bbox", ann_where)
             if not isinstance(bbox, list) or len(bbox) != 4:
@@ -148,6 +150,20 @@ def read_coco(
         )
         annotations.append(Annotation(path, width, height, boxes_arr, classes_arr))
     return annotations, class_names
+
+
+CROWD = {0: False, 1: True, "0": False, "1": True}
+"""``iscrowd`` values read (JSON's ``false``/``true`` and ``0.0``/``1.0`` are equal keys)."""
+
+
+def _iscrowd(ann: dict, where: str) -> bool:
+    value = ann.get("iscrowd", 0)
+    try:
+        return CROWD[value]
+    except (KeyError, TypeError):  # TypeError: a list or an object is not a key
+        raise AnnotationError(
+            f'{where}: \'iscrowd\' must be 0 or 1 (also false/true, "0"/"1"), got {value!r}'
+        ) from None
 
 
 def _entries(data: dict, key: str, source: str) -> list[dict]:
