@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
+from PIL import Image
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +115,21 @@ def require_file(path: str, *, source: str) -> None:
     """Raise an :class:`AnnotationError` naming ``source`` and ``path`` unless it is a file."""
     if not os.path.isfile(path):
         raise AnnotationError(f"{source}: image file {path!r} does not exist")
+
+
+def read_image_size(path: str, *, source: str) -> tuple[int, int]:
+    """``(width, height)`` in pixels from the image file's header (nothing decoded).
+
+    Raises:
+        AnnotationError: naming ``source`` and ``path`` when the header cannot be read, or when
+            it claims more than twice PIL's ``Image.MAX_IMAGE_PIXELS`` (a decompression bomb:
+            PIL's own ``DecompressionBombError`` is no ``OSError`` and names no file).
+    """
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, Image.DecompressionBombError) as e:
+        raise AnnotationError(f"{source}: cannot read the size of image {path!r}: {e}") from e
 
 
 def validate(

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from PIL import Image
 
 from kyolo.data.annotations import (
     Annotation,
     AnnotationError,
     OnInvalid,
     check_on_invalid,
+    read_image_size,
     validate,
 )
 
@@ -71,11 +71,7 @@ def read_yolo(
     for rel in images:
         image = os.path.normpath(os.path.join(image_dir, rel))
         source = os.path.join(label_dir, os.path.splitext(rel)[0] + ".txt")
-        try:
-            with Image.open(image) as im:
-                width, height = im.size
-        except OSError as e:
-            raise AnnotationError(f"{source}: cannot read image {image!r}: {e}") from e
+        width, height = read_image_size(image, source=source)
         rows, lines = _read_rows(source) if os.path.isfile(source) else (np.zeros((0, 5)), [])
         cx, cy, w, h = (rows[:, k] for k in range(1, 5))
         boxes = np.stack(
