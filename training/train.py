@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from training.cli import DEFAULT_OUT, add_data_arguments, check_data_paths, load_data
-from training.console import make_parser, quiet_libraries
+from training.console import cli_main, make_parser
 from training.runconfig import (
     add_config_arguments,
     check_out,
@@ -508,7 +508,10 @@ def plot_curves(history: dict[str, list[float]], path: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    quiet_libraries(argv)
+    cli_main("training.train", command, argv)
+
+
+def command(argv: list[str]) -> None:
     from kyolo.data import AnnotationError
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -527,10 +530,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     write_run_config(parser, args, args.out)
     try:
         metrics = train(args)
-    except (InvalidInput, AnnotationError) as err:
+    except (InvalidInput, AnnotationError):
         if created:  # a run that fails on its data or settings leaves nothing behind
             shutil.rmtree(args.out, ignore_errors=True)
-        raise SystemExit(f"training.train: error: {err}") from None
+        raise
     print(
         f"done in {metrics['wall_time_s']:.0f} s: val mAP50 {metrics['val_mAP50']:.3f}, "
         f"mAP50-95 {metrics['val_mAP50_95']:.3f}; SavedModel mAP50 "
