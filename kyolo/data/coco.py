@@ -67,6 +67,8 @@ def read_coco(
         ) from e
     except UnicodeDecodeError as e:
         raise AnnotationError(f"{source}: not UTF-8 text: {e}") from e
+    except (ValueError, RecursionError) as e:  # an integer over 4300 digits; deep nesting
+        raise AnnotationError(f"{source}: cannot parse JSON: {e}") from e
     except OSError as e:
         raise AnnotationError(f"{source}: cannot read the annotation file: {e.strerror}") from e
     if not isinstance(data, dict):
@@ -125,6 +127,8 @@ def read_coco(
                 x, y, w, h = (float(v) for v in bbox)
             except (TypeError, ValueError) as e:
                 raise AnnotationError(f"{ann_where}: non-numeric bbox {bbox!r}") from e
+            except OverflowError as e:  # an integer beyond float64
+                raise AnnotationError(f"{ann_where}: bbox value beyond float range") from e
             cat_id = _int(ann, "category_id", ann_where)
             label = f"annotations[{index}], id {ann.get('id')}"
             if cat_id not in class_of:
@@ -138,7 +142,7 @@ def read_coco(
             classes.append(class_of[cat_id])
             labels.append(label)
         boxes_arr, classes_arr = validate(
-            np.asarray(boxes, np.float32).reshape(-1, 4),
+            np.asarray(boxes, np.float64).reshape(-1, 4),
             np.asarray(classes, np.int32),
             width=width,
             height=height,
@@ -184,11 +188,12 @@ def _field(entry: dict, key: str, where: str) -> Any:
 
 def _int(entry: dict, key: str, where: str) -> int:
     value = _field(entry, key, where)
-    # bool is an int subclass; a float id like 3.0 is accepted, 3.5 is not.
+    # bool is an int subclass; a float id like 3.0 is accepted, 3.5 is not. An int of any size is
+    # one (math.isfinite would overflow on it).
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
-        or not (math.isfinite(value) and float(value).is_integer())
+        or (isinstance(value, float) and not (math.isfinite(value) and value.is_integer()))
     ):
         raise AnnotationError(f"{where}: '{key}' must be an integer, got {value!r}")
     return int(value)

@@ -104,7 +104,7 @@ def _read_one(
         classes.append(class_of[name])
         labels.append(f"object {index}")
     boxes_arr, classes_arr = validate(
-        np.asarray(boxes, np.float32).reshape(-1, 4),
+        np.asarray(boxes, np.float64).reshape(-1, 4),
         np.asarray(classes, np.int32),
         width=width,
         height=height,

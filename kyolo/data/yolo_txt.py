@@ -134,6 +134,11 @@ def _read_rows(source: str) -> tuple[np.ndarray, list[int]]:
                 f"{source}: line {number}: non-numeric field (class must be an integer): "
                 f"{line.strip()!r}"
             ) from e
+        if not -(2**31) <= int(fields[0]) < 2**31:  # int64 ids would wrap: 10**30 → -2**63
+            raise AnnotationError(
+                f"{source}: line {number}: class id {int(fields[0])} is not a 32-bit integer: "
+                f"{line.strip()!r}"
+            )
         rows.append(row)
         lines.append(number)
     return np.asarray(rows, np.float64).reshape(-1, 5), lines
