@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import glob
 import json
 import os
@@ -148,6 +149,49 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
                 )
             self.swap_ema._swap_variables()  # back to the raw weights training goes on from
         self.model._initial_epoch = metadata["epoch"]
+
+
+class HistoryCSV(keras.callbacks.Callback):
+    """Appends one row per epoch to a CSV file, by column name (a resumable ``CSVLogger``).
+
+    Keras' ``CSVLogger(append=True)`` writes its rows under whatever header the file already has:
+    a resumed run whose logs have other columns (another loss preset) puts every value under
+    another name. Here the file's header (or, for a new file, ``epoch`` and the first epoch's log
+    names, sorted) fixes the columns; an epoch whose logs have other columns raises
+    ``ValueError`` naming the missing and the new ones, and nothing is appended.
+
+    Args:
+        path: the CSV file; created with its header at the first epoch if absent or empty.
+    """
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+        self.columns: list[str] | None = None
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.columns = None
+        if os.path.exists(self.path):
+            with open(self.path, newline="") as f:
+                self.columns = next(csv.reader(f), None)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        row = {"epoch": epoch, **(logs or {})}
+        columns = self.columns or ["epoch", *sorted(logs or {})]
+        if set(row) != set(columns):
+            missing = ", ".join(sorted(set(columns) - set(row))) or "none"
+            new = ", ".join(sorted(set(row) - set(columns))) or "none"
+            raise ValueError(
+                f"{self.path}: epoch {epoch + 1} has columns other than the file's header "
+                f"(missing {missing}, new {new}): was the file written by a run with other "
+                "settings? Nothing appended"
+            )
+        with open(self.path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns)
+            if self.columns is None:
+                writer.writeheader()
+            writer.writerow(row)
+        self.columns = columns
 
 
 class ProgressLogger(keras.callbacks.Callback):

@@ -45,6 +45,17 @@ def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
 
 
+def _check_finite(fields: dict[str, Any]) -> None:
+    """Raise ``ValueError`` naming the first field whose value (a number, or numbers nested in
+    tuples; ``None`` and strings skipped) is NaN or infinite. NaN fails every comparison, so the
+    range checks alone would let it through."""
+    for name, value in fields.items():
+        if value is None or isinstance(value, str):
+            continue
+        if not np.all(np.isfinite(np.asarray(value, dtype=float))):
+            raise ValueError(f"{name} must be finite, got {value}")
+
+
 def _per_stride(values: Any, old_strides: Sequence[int], strides: Sequence[int]) -> Any:
     """A per-scale value (e.g. YOLOv5's ``balance``) re-ordered from ``old_strides`` to
     ``strides``, matched by stride. Scalars and ``None`` pass through."""
@@ -147,9 +158,11 @@ class LossConfig:
         _check_choice("score_loss", self.score_loss, SCORE_LOSSES)
         _check_choice("obj_target", self.obj_target, OBJ_TARGETS)
         _check_choice("term_reduction", self.term_reduction, TERM_REDUCTIONS)
-        gains = (self.box_gain, self.obj_gain, self.cls_gain, self.noobj_weight)
-        if min(gains) < 0 or (self.balance is not None and min(self.balance) < 0):
-            raise ValueError("gains, noobj_weight and balance must be >= 0")
+        _check_finite({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
+        for name in ("box_gain", "obj_gain", "cls_gain", "noobj_weight", "balance"):
+            value = getattr(self, name)
+            if value is not None and np.min(value) < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
         if self.ignore_thresh is not None and not 0 < self.ignore_thresh <= 1:
             raise ValueError(f"ignore_thresh must be in (0, 1] or None, got {self.ignore_thresh}")
         if not 0 <= self.label_smoothing < 1:
@@ -173,6 +186,10 @@ class LossConfig:
     @classmethod
     def from_any(cls, config: LossConfig | dict[str, Any]) -> LossConfig:
         return config if isinstance(config, cls) else cls(**config)
+
+
+FLOAT_FIELDS = ("anchors", "iou_thresh", "anchor_t", "scale_xy")
+"""The real-valued fields of :class:`YoloConfig` (the loss's are checked by :class:`LossConfig`)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -245,6 +262,7 @@ class YoloConfig:
         else:
             set_(self, "scale_xy", float(self.scale_xy))
         set_(self, "loss", LossConfig.from_any(self.loss))
+        _check_finite({name: getattr(self, name) for name in FLOAT_FIELDS})
         self._check_geometry()
         self._check_assignment()
 

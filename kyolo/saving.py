@@ -118,7 +118,11 @@ def load_metadata(path: str | os.PathLike) -> dict[str, Any]:
 
     ``YoloConfig.from_any(load_metadata(path)["config"])`` rebuilds the config.
     """
-    with zipfile.ZipFile(path) as archive:
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as e:
+        raise ValueError(f"{path}: not a .keras archive ({e})") from None
+    with archive:
         if METADATA not in archive.namelist():
             return {}
         return json.loads(archive.read(METADATA))
@@ -133,7 +137,11 @@ def load_trained(path: str | os.PathLike) -> tuple[keras.Model, YoloConfig, list
         path = os.path.join(path, "model.keras")
     if not os.path.isfile(path):
         raise ValueError(f"{path}: no such file (a training run folder holds model.keras)")
-    with zipfile.ZipFile(path) as archive:
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as e:
+        raise ValueError(f"{path}: not a .keras archive ({e})") from None
+    with archive:
         if METADATA not in archive.namelist():
             raise ValueError(
                 f"{path}: no {METADATA} in the archive; save it with "

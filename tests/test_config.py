@@ -127,3 +127,48 @@ def test_with_overrides_parses_json_values_and_names_bad_items():
         YOLOV3.with_overrides(["max_boxes"])
     with pytest.raises(ValueError, match="--set: .*unexpected keyword argument 'nonsense'"):
         YOLOV3.with_overrides(["nonsense=1"])
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(anchor_t=NAN), "anchor_t must be finite, got nan"),
+        (dict(anchor_t=INF), "anchor_t must be finite, got inf"),
+        (dict(iou_thresh=NAN), "iou_thresh must be finite, got nan"),
+        (dict(scale_xy=NAN), "scale_xy must be finite, got nan"),
+        (dict(scale_xy=(1.0, INF, 1.0)), r"scale_xy must be finite, got \(1.0, inf, 1.0\)"),
+        (dict(anchors=((10, 13), (NAN, 30)) + YOLOV3.anchors[2:]), r"anchors must be finite, got"),
+        (dict(anchors=((10, 13), (16, INF)) + YOLOV3.anchors[2:]), r"\(16.0, inf\)"),
+    ],
+)
+def test_non_finite_head_settings_raise_naming_field_and_value(changes, message):
+    # NaN fails every comparison, so the range checks let it through: with anchor_t NaN every
+    # box got 0 slots of the ratio assigner.
+    with pytest.raises(ValueError, match=message):
+        YOLOV3.replace(**changes)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("loss.box_gain=NaN", "box_gain must be finite, got nan"),  # JSON's NaN
+        ("loss.obj_gain=Infinity", "obj_gain must be finite, got inf"),
+        ("loss.cls_gain=-Infinity", "cls_gain must be finite, got -inf"),
+        ("loss.noobj_weight=nan", "noobj_weight must be finite, got nan"),  # a string, float()ed
+        ("loss.balance=[4.0, NaN, 0.4]", r"balance must be finite, got \(4.0, nan, 0.4\)"),
+        ("loss.ignore_thresh=NaN", "ignore_thresh must be finite, got nan"),
+        ("loss.label_smoothing=NaN", "label_smoothing must be finite, got nan"),
+        ("loss.focal_gamma=Infinity", "focal_gamma must be finite, got inf"),
+        ("loss.cls_pos_weight=Infinity", "cls_pos_weight must be finite, got inf"),
+        ("loss.obj_pos_weight=NaN", "obj_pos_weight must be finite, got nan"),
+        ("loss.ohem_ratio=NaN", "ohem_ratio must be finite, got nan"),
+        ("anchor_t=NaN", "anchor_t must be finite, got nan"),
+        ("loss.box_gain=-1", "box_gain must be >= 0, got -1.0"),
+    ],
+)
+def test_set_refuses_non_finite_and_out_of_range_values(override, message):
+    with pytest.raises(ValueError, match=message):
+        YOLOV3.with_overrides([override])

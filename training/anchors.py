@@ -11,14 +11,16 @@ from collections.abc import Sequence
 import numpy as np
 
 from training.cli import add_data_arguments, check_data_paths, load_data
-from training.console import make_parser, quiet_libraries
+from training.console import cli_main, make_parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    quiet_libraries(argv)
+    cli_main("training.anchors", command, argv)
+
+
+def command(argv: list[str]) -> None:
     from kyolo.anchors import kmeans_anchors, letterboxed_wh, mean_best_iou
     from kyolo.config import COCO_ANCHORS
-    from kyolo.data import AnnotationError
 
     parser = make_parser("training.anchors", __doc__.splitlines()[0])
     add_data_arguments(parser, splits=("train",))
@@ -32,12 +34,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error(f"--num-anchors must be >= 1, got {args.num_anchors}")
     check_data_paths(parser, args, splits=("train",))
     height, width = (args.img_size * 2)[:2]
-    try:
-        train, _ = load_data(args, splits=("train",))
-        wh = letterboxed_wh(train, (height, width))
-        anchors, iou = kmeans_anchors(wh, args.num_anchors, seed=args.seed)
-    except (AnnotationError, OSError, ValueError) as err:
-        raise SystemExit(f"training.anchors: error: {err}") from None
+    train, _ = load_data(args, splits=("train",))
+    wh = letterboxed_wh(train, (height, width))
+    anchors, iou = kmeans_anchors(wh, args.num_anchors, seed=args.seed)
     coco = np.array(COCO_ANCHORS) * min(height, width) / 416
     print(f"{len(wh)} boxes, input {height}x{width}")
     print("k-means anchors:", " ".join(f"{w:.0f},{h:.0f}" for w, h in anchors))

@@ -88,7 +88,11 @@ def digits_dir(args: argparse.Namespace) -> str:
 
 
 def load_data(args: argparse.Namespace, splits: Sequence[str] = SPLITS) -> tuple[list, ...]:
-    """``(annotations of each split..., class names)`` for the chosen format."""
+    """``(annotations of each split..., class names)`` for the chosen format.
+
+    Raises ``ValueError`` naming the flag and its path for a split without images or a bad
+    ``--classes`` file, and the readers' ``AnnotationError`` for bad annotations.
+    """
     from kyolo import data
 
     if args.data_format == "digits":
@@ -103,7 +107,10 @@ def load_data(args: argparse.Namespace, splits: Sequence[str] = SPLITS) -> tuple
             *(data.read_yolo(*folders[split], len(names)) for split in splits),
             names,
         )
-    names = data.read_class_names(args.classes) if args.classes else None
+    try:
+        names = data.read_class_names(args.classes) if args.classes else None
+    except ValueError as err:
+        raise ValueError(f"--classes {err}") from None
     loaded = []
     for split in splits:
         annotations, split_names = data.read_annotations(
@@ -113,6 +120,11 @@ def load_data(args: argparse.Namespace, splits: Sequence[str] = SPLITS) -> tuple
             names,
             args.on_invalid,
         )
+        if not annotations:
+            raise ValueError(
+                f"--{split} {getattr(args, split)} (--{split}-images "
+                f"{getattr(args, f'{split}_images')}): no images"
+            )
         if names is not None and split_names != names:
             raise ValueError(
                 f"--{split} categories {split_names} differ from --{splits[0]}'s {names}"

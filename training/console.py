@@ -1,8 +1,11 @@
-"""What every command prints: its help (defaults shown, ``python -m`` name) and no library noise.
+"""What every command prints: its help (defaults shown, ``python -m`` name), no library noise,
+and errors as one line.
 
 TensorFlow writes C++ log lines (oneDNN notes, CPU features, AVX-512 fallbacks) and Python log
 records on every start; they say nothing about the job. :func:`quiet_libraries` turns them off
-unless the command line has ``--verbose``.
+unless the command line has ``--verbose``. :func:`cli_main` runs a command: a bad argument is
+argparse's exit 2 with ``python -m training.X: error: …``; any error while it runs exits with
+status 1 and the single line ``training.X: error: …`` (``--verbose``: the traceback instead).
 """
 
 from __future__ import annotations
@@ -11,9 +14,13 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 VERBOSE = "--verbose"
+
+CLEAR_ERRORS = (ValueError, OSError, ImportError)
+"""Errors whose message says what is wrong by itself (kyolo's name the file, flag or value);
+others are shown with their type (``BadZipFile: …``, ``KeyError: 'x'``)."""
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -65,3 +72,32 @@ def quiet_libraries(argv: Sequence[str] | None = None) -> None:
         os.close(saved)
     for name in ("tensorflow", "absl", "h5py", "matplotlib"):
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def cli_main(module: str, run: Callable[[list[str]], None], argv: Sequence[str] | None) -> None:
+    """Run a command, ``run(argv)``, the way every ``training.*`` command runs.
+
+    Library noise is hidden first (:func:`quiet_libraries`). An exception out of ``run`` ends the
+    process with status 1 and one line on stderr, ``training.X: error: message`` (``module`` is
+    ``training.X``), without a traceback; with ``--verbose`` in ``argv`` it propagates, traceback
+    and all. ``SystemExit`` (argparse's exit 2, a finished command) and ``KeyboardInterrupt`` pass.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    quiet_libraries(argv)
+    try:
+        run(argv)
+    except Exception as err:
+        if VERBOSE in argv:
+            raise
+        raise SystemExit(f"{module}: error: {error_line(err)}") from None
+
+
+def error_line(err: BaseException) -> str:
+    """``err`` as one line: its message (the first line of one that runs over several, as
+    TensorFlow's do, with a pointer to --verbose), after its type unless it is a
+    :data:`CLEAR_ERRORS`."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    message = lines[0] if lines else "(no message)"
+    if len(lines) > 1:
+        message += f" (… {len(lines) - 1} more lines with {VERBOSE})"
+    return message if isinstance(err, CLEAR_ERRORS) else f"{type(err).__name__}: {message}"

@@ -11,17 +11,16 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from kyolo.darknet import KYOLO_LAYOUTS, convert
-
-PROG = "python -m training.convert"
+from training.console import cli_main, make_parser
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description="Convert a Darknet cfg and its .weights into a .keras model (keras-yolo3's "
-        "convert.py for kyolo).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    from kyolo.darknet import KYOLO_LAYOUTS
+
+    parser = make_parser(
+        "training.convert",
+        "Convert a Darknet cfg and its .weights into a .keras model (keras-yolo3's convert.py "
+        "for kyolo).",
     )
     parser.add_argument("cfg", help="Darknet .cfg file")
     parser.add_argument("weights", help="Darknet .weights file of that cfg")
@@ -42,20 +41,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def read_names(path: str) -> list[str]:
-    with open(path, encoding="utf-8") as f:
-        return [line.strip() for line in f if line.strip()]
-
-
 def main(argv: Sequence[str] | None = None) -> None:
+    cli_main("training.convert", command, argv)
+
+
+def command(argv: list[str]) -> None:
+    from kyolo.darknet import convert
+    from kyolo.data import read_class_names
+
     args = parse_args(argv)
-    try:
-        names = None if args.names is None else read_names(args.names)
-        darknet = convert(
-            args.cfg, args.weights, args.out, kyolo_model=args.kyolo_model, class_names=names
-        )
-    except (OSError, ValueError) as err:
-        raise SystemExit(f"training.convert: error: {err}") from None
+    names = None if args.names is None else read_class_names(args.names)
+    darknet = convert(
+        args.cfg, args.weights, args.out, kyolo_model=args.kyolo_model, class_names=names
+    )
     cfg = darknet.config
     print(
         f"{args.out}: {darknet.model.name}, {darknet.model.count_params():,} params, "

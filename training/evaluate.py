@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 
 from training.cli import add_data_arguments, check_data_paths, load_data
-from training.console import make_parser, quiet_libraries
+from training.console import cli_main, make_parser
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -62,26 +62,25 @@ def table(report: dict, class_names: Sequence[str]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    quiet_libraries(argv)
+    cli_main("training.evaluate", command, argv)
+
+
+def command(argv: list[str]) -> None:
     args = parse_args(argv)
 
-    from kyolo.data import AnnotationError
     from kyolo.evaluate import coco_report, detect_annotations, plot_precision_recall
     from kyolo.export.runtime import load_detector
 
     started = time.time()
-    try:
-        detector = load_detector(args.model)
-        val, names = load_data(args, splits=("val",))
-        if len(names) != len(detector.class_names):
-            raise ValueError(
-                f"the data has {len(names)} classes, the model {len(detector.class_names)}"
-            )
-        found = detect_annotations(
-            detector, val, score_threshold=args.score_threshold, iou_threshold=args.iou_threshold
+    detector = load_detector(args.model)
+    val, names = load_data(args, splits=("val",))
+    if len(names) != len(detector.class_names):
+        raise ValueError(
+            f"the data has {len(names)} classes, the model {len(detector.class_names)}"
         )
-    except (AnnotationError, OSError, ValueError, ImportError) as err:
-        raise SystemExit(f"training.evaluate: error: {err}") from None
+    found = detect_annotations(
+        detector, val, score_threshold=args.score_threshold, iou_threshold=args.iou_threshold
+    )
     report = coco_report(*found, detector.class_names)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "evaluation.json"), "w") as f:

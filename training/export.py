@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Sequence
 
-from training.console import make_parser, quiet_libraries
+from training.console import cli_main, make_parser
 
 FORMATS = ("saved_model", "tflite", "onnx")
 
@@ -83,27 +83,26 @@ def training_images(args: argparse.Namespace) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    quiet_libraries(argv)
+    cli_main("training.export", command, argv)
+
+
+def command(argv: list[str]) -> None:
     args = parse_args(argv)
 
-    from kyolo.data import AnnotationError
     from kyolo.export import EXPORTERS
     from kyolo.export.tflite import calibration_canvases
     from kyolo.saving import load_trained
 
     started = time.time()
-    try:
-        model, cfg, names = load_trained(args.run)
-        options = {}
-        if args.format == "tflite":
-            options["quantize"] = args.quantize
-            if args.quantize == "int8":
-                paths = training_images(args)
-                options["calibration"] = calibration_canvases(paths, cfg, args.calibration)
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        path = EXPORTERS[args.format](model, cfg, args.out, class_names=names, **options)
-    except (AnnotationError, OSError, ValueError, ImportError) as err:
-        raise SystemExit(f"training.export: error: {err}") from None
+    model, cfg, names = load_trained(args.run)
+    options = {}
+    if args.format == "tflite":
+        options["quantize"] = args.quantize
+        if args.quantize == "int8":
+            paths = training_images(args)
+            options["calibration"] = calibration_canvases(paths, cfg, args.calibration)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    path = EXPORTERS[args.format](model, cfg, args.out, class_names=names, **options)
     print(f"{path}: {args.format} ({args.quantize}) in {time.time() - started:.0f} s")
 
 

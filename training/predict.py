@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from training.cli import DEFAULT_OUT
-from training.console import make_parser, quiet_libraries
+from training.console import cli_main, make_parser
 
 if TYPE_CHECKING:
     from kyolo.export.runtime import Detector
@@ -145,7 +145,10 @@ def predict_video(detector: Detector, path: str, args: argparse.Namespace) -> st
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    quiet_libraries(argv)
+    cli_main("training.predict", command, argv)
+
+
+def command(argv: list[str]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
 
@@ -157,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         detector = load_detector(args.model)
     except (OSError, ValueError, ImportError) as err:
-        raise SystemExit(f"training.predict: error: --model {args.model}: {err}") from None
+        raise ValueError(f"--model {args.model}: {err}") from err
     os.makedirs(os.path.join(args.out, "labels"), exist_ok=True)
     skipped = []
     for path in args.media:
@@ -170,8 +173,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         except (OSError, ValueError) as err:
             LOG.warning("%s: %s, skipped", path, err)
             skipped.append(path)
-        except ImportError as err:
-            raise SystemExit(f"training.predict: error: {path}: {err}") from None
+        except ImportError as err:  # a video without its optional reader: no use going on
+            raise ImportError(f"{path}: {err}") from err
     done = len(args.media) - len(skipped)
     print(f"{done} of {len(args.media)} inputs done, {len(skipped)} skipped; results in {args.out}")
 

@@ -134,8 +134,13 @@ def run_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> d
     for action in parser._actions:
         if action.option_strings and action.dest not in INVOCATION and hasattr(args, action.dest):
             value = getattr(args, action.dest)
-            settings[action.dest] = list(value) if isinstance(value, tuple) else value
+            settings[action.dest] = _listed(value)
     return settings
+
+
+def _listed(value: Any) -> Any:
+    """A tuple as a list (YAML's safe dumper has no tuples), anything else as it is."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 def write_run_config(
@@ -151,6 +156,38 @@ def write_run_config(
     with atomic_path(path) as temp, open(temp, "w", encoding="utf-8") as f:
         f.write(f"# {parser.prog} --config {RUN_CONFIG} repeats this run\n{text}")
     return path
+
+
+def resume_differences(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The settings of ``args`` that differ from the run in ``args.out`` (its ``run.yaml``), as
+    ``"--flag old → new"``; a setting the file lacks (a newer flag) counts with its default.
+
+    Values are compared after a YAML round trip, the form in which the run stored them.
+    """
+    import yaml
+
+    stored = read_run_config(os.path.join(args.out, RUN_CONFIG))
+    now = yaml.safe_load(yaml.safe_dump(run_settings(parser, args), sort_keys=False))
+    defaults = {name: parser.get_default(name) for name in now}
+    defaults = yaml.safe_load(yaml.safe_dump({k: _listed(v) for k, v in defaults.items()}))
+    return [
+        f"--{name.replace('_', '-')} {stored.get(name, defaults[name])} → {value}"
+        for name, value in now.items()
+        if stored.get(name, defaults[name]) != value
+    ]
+
+
+def check_resume(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """With ``--resume``, exit (status 2, nothing written) unless the settings are the run's own:
+    epochs, losses or data of another run would silently continue its backup and history."""
+    if not args.resume:
+        return
+    differences = resume_differences(parser, args)
+    if differences:
+        parser.error(
+            f"--resume: the run in {args.out} has other settings: {', '.join(differences)}; "
+            "resume without changing them, or start a new run (--exist-ok or another --out)"
+        )
 
 
 def check_out(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

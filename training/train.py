@@ -23,8 +23,14 @@ from typing import Any
 import numpy as np
 
 from training.cli import DEFAULT_OUT, add_data_arguments, check_data_paths, load_data
-from training.console import make_parser, quiet_libraries
-from training.runconfig import add_config_arguments, check_out, parse_with_config, write_run_config
+from training.console import cli_main, make_parser
+from training.runconfig import (
+    add_config_arguments,
+    check_out,
+    check_resume,
+    parse_with_config,
+    write_run_config,
+)
 
 LOG = logging.getLogger("kyolo.train")
 
@@ -309,6 +315,7 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
         AtomicBackupAndRestore,
         AtomicModelCheckpoint,
         CocoMeanAveragePrecision,
+        HistoryCSV,
         ProgressLogger,
     )
     from kyolo.data.pipeline import check_images, make_dataset
@@ -395,7 +402,7 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
             initial_value_threshold=max(done.get("val_mAP50", [None])),  # resumed: beat that
         ),
         keras.callbacks.TensorBoard(os.path.join(args.out, "logs")),
-        keras.callbacks.CSVLogger(history_csv, append=True),
+        HistoryCSV(history_csv),
         AtomicBackupAndRestore(backup_dir, swap_ema=swap_ema),
         *extra_callbacks,
     ]
@@ -429,10 +436,28 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
         "config": cfg.to_dict(),
         "args": vars(args),
     }
+    check_metrics(metrics)
     with atomic_path(os.path.join(args.out, "metrics.json")) as temp, open(temp, "w") as f:
         json.dump(metrics, f, indent=2)
     plot_curves(metrics["history"], os.path.join(args.out, "curves.png"))
     return metrics
+
+
+def check_metrics(metrics: dict[str, Any]) -> None:
+    """Raise ``ValueError`` unless every number of ``metrics`` (its ``history`` columns included)
+    is finite and every mAP lies in [0, 1]: values out of range mean a corrupted or diverged run,
+    which must not be reported as a result."""
+    numbers = [(name, name, v) for name, v in metrics.items() if isinstance(v, int | float)]
+    numbers += [
+        (f"history {name} (epoch {epoch + 1})", name, v)
+        for name, column in metrics.get("history", {}).items()
+        for epoch, v in enumerate(column)
+    ]
+    for label, name, value in numbers:
+        if not np.isfinite(value):
+            raise ValueError(f"metrics.json not written: {label} = {value} is not finite")
+        if "mAP50" in name and not 0 <= value <= 1:
+            raise ValueError(f"metrics.json not written: {label} = {value} is outside [0, 1]")
 
 
 def read_history(path: str) -> dict[str, list[float]]:
@@ -483,13 +508,17 @@ def plot_curves(history: dict[str, list[float]], path: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    quiet_libraries(argv)
+    cli_main("training.train", command, argv)
+
+
+def command(argv: list[str]) -> None:
     from kyolo.data import AnnotationError
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args = parse_args(argv, parser)
     check_out(parser, args)
+    check_resume(parser, args)
     for warning in setting_warnings(args, parser):
         LOG.warning(warning)
     created = not os.path.exists(args.out)
@@ -501,10 +530,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     write_run_config(parser, args, args.out)
     try:
         metrics = train(args)
-    except (InvalidInput, AnnotationError) as err:
+    except (InvalidInput, AnnotationError):
         if created:  # a run that fails on its data or settings leaves nothing behind
             shutil.rmtree(args.out, ignore_errors=True)
-        raise SystemExit(f"training.train: error: {err}") from None
+        raise
     print(
         f"done in {metrics['wall_time_s']:.0f} s: val mAP50 {metrics['val_mAP50']:.3f}, "
         f"mAP50-95 {metrics['val_mAP50_95']:.3f}; SavedModel mAP50 "

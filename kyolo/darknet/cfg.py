@@ -164,8 +164,14 @@ def parse_cfg(text: str, source: str | None = None) -> list[Section]:
 
 def read_cfg(path: str | os.PathLike) -> list[Section]:
     """:func:`parse_cfg` of the file at ``path``; errors name the file."""
-    with open(path, encoding="utf-8") as f:
-        return parse_cfg(f.read(), source=os.fspath(path))
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise CfgError(f"not UTF-8 text ({e.reason})", line, os.fspath(path)) from None
+    return parse_cfg(text, source=os.fspath(path))
 
 
 def format_cfg(sections: Iterable[tuple[str, Mapping[str, object]]]) -> str:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
+from PIL import Image
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +117,25 @@ def require_file(path: str, *, source: str) -> None:
         raise AnnotationError(f"{source}: image file {path!r} does not exist")
 
 
+def read_image_size(path: str, *, source: str) -> tuple[int, int]:
+    """``(width, height)`` in pixels from the image file's header (nothing decoded).
+
+    Raises:
+        AnnotationError: naming ``source`` and ``path`` when the header cannot be read, or when
+            it claims more than twice PIL's ``Image.MAX_IMAGE_PIXELS`` (a decompression bomb:
+            PIL's own ``DecompressionBombError`` is no ``OSError`` and names no file).
+    """
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, Image.DecompressionBombError) as e:
+        raise AnnotationError(f"{source}: cannot read the size of image {path!r}: {e}") from e
+
+
+MAX_SIZE = 2**31
+"""Image sides (pixels) must be below this: larger ones are corrupt sizes (and overflow int32)."""
+
+
 def validate(
     boxes: np.ndarray,
     classes: np.ndarray,
@@ -155,7 +175,12 @@ def validate(
         ``(boxes (m, 4) float32, classes (m,) int32)`` with ``m <= n``.
     """
     check_on_invalid(on_invalid)
-    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    if not (0 < width < MAX_SIZE and 0 < height < MAX_SIZE):
+        raise AnnotationError(
+            f"{source}: image {image}: image size {width}x{height} is not in [1, 2**31)"
+        )
+    # Checked in float64: a float32 cast first would turn 1e308 into inf ("non-finite").
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     classes = np.asarray(classes).reshape(-1)
     if len(boxes) != len(classes):
         raise AnnotationError(
@@ -186,7 +211,7 @@ def validate(
         problem, fixable = _box_problem(box, int(classes[i]), width, height, num_classes)
         message = f"{where}: {problem}, box {shown}"
         if on_invalid == "clip" and fixable:
-            clipped = np.clip(box, 0.0, [width, height, width, height]).astype(np.float32)
+            clipped = np.clip(box, 0.0, [width, height, width, height])
             if clipped[2] > clipped[0] and clipped[3] > clipped[1]:
                 report_invalid(message, on_invalid, action="clipped to the image")
                 out[i] = clipped
@@ -194,7 +219,7 @@ def validate(
             message += " (nothing left after clipping)"
         report_invalid(message, on_invalid)
         keep[i] = False
-    return out[keep], classes[keep].astype(np.int32)
+    return out[keep].astype(np.float32), classes[keep].astype(np.int32)
 
 
 def _box_problem(

@@ -43,7 +43,9 @@ def read_coco(
         on_invalid: policy for invalid boxes, see :func:`kyolo.data.annotations.validate`. An
             annotation naming an unknown category is an invalid box too.
         include_crowd: keep ``iscrowd=1`` annotations (skipped by default, as COCO evaluation
-            ignores them and their boxes cover groups of objects).
+            ignores them and their boxes cover groups of objects). ``iscrowd`` may be 0 or 1,
+            ``false`` or ``true``, ``"0"`` or ``"1"`` (converters write all of these); absent
+            means 0; any other value is an error naming the annotation.
 
     Returns:
         ``(annotations, class_names)``: one :class:`Annotation` per image, and the category names
@@ -65,6 +67,8 @@ def read_coco(
         ) from e
     except UnicodeDecodeError as e:
         raise AnnotationError(f"{source}: not UTF-8 text: {e}") from e
+    except (ValueError, RecursionError) as e:  # an integer over 4300 digits; deep nesting
+        raise AnnotationError(f"{source}: cannot parse JSON: {e}") from e
     except OSError as e:
         raise AnnotationError(f"{source}: cannot read the annotation file: {e.strerror}") from e
     if not isinstance(data, dict):
@@ -114,7 +118,7 @@ def read_coco(
         boxes, classes, labels = [], [], []
         for index, ann in by_image[image_id]:
             ann_where = f"{source}: annotations[{index}]"
-            if ann.get("iscrowd", 0) and not include_crowd:
+            if _iscrowd(ann, ann_where) and not include_crowd:
                 continue
             bbox = _field(ann, "bbox", ann_where)
             if not isinstance(bbox, list) or len(bbox) != 4:
@@ -123,6 +127,8 @@ def read_coco(
                 x, y, w, h = (float(v) for v in bbox)
             except (TypeError, ValueError) as e:
                 raise AnnotationError(f"{ann_where}: non-numeric bbox {bbox!r}") from e
+            except OverflowError as e:  # an integer beyond float64
+                raise AnnotationError(f"{ann_where}: bbox value beyond float range") from e
             cat_id = _int(ann, "category_id", ann_where)
             label = f"annotations[{index}], id {ann.get('id')}"
             if cat_id not in class_of:
@@ -136,7 +142,7 @@ def read_coco(
             classes.append(class_of[cat_id])
             labels.append(label)
         boxes_arr, classes_arr = validate(
-            np.asarray(boxes, np.float32).reshape(-1, 4),
+            np.asarray(boxes, np.float64).reshape(-1, 4),
             np.asarray(classes, np.int32),
             width=width,
             height=height,
@@ -148,6 +154,20 @@ def read_coco(
         )
         annotations.append(Annotation(path, width, height, boxes_arr, classes_arr))
     return annotations, class_names
+
+
+CROWD = {0: False, 1: True, "0": False, "1": True}
+"""``iscrowd`` values read (JSON's ``false``/``true`` and ``0.0``/``1.0`` are equal keys)."""
+
+
+def _iscrowd(ann: dict, where: str) -> bool:
+    value = ann.get("iscrowd", 0)
+    try:
+        return CROWD[value]
+    except (KeyError, TypeError):  # TypeError: a list or an object is not a key
+        raise AnnotationError(
+            f'{where}: \'iscrowd\' must be 0 or 1 (also false/true, "0"/"1"), got {value!r}'
+        ) from None
 
 
 def _entries(data: dict, key: str, source: str) -> list[dict]:
@@ -168,11 +188,12 @@ def _field(entry: dict, key: str, where: str) -> Any:
 
 def _int(entry: dict, key: str, where: str) -> int:
     value = _field(entry, key, where)
-    # bool is an int subclass; a float id like 3.0 is accepted, 3.5 is not.
+    # bool is an int subclass; a float id like 3.0 is accepted, 3.5 is not. An int of any size is
+    # one (math.isfinite would overflow on it).
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
-        or not (math.isfinite(value) and float(value).is_integer())
+        or (isinstance(value, float) and not (math.isfinite(value) and value.is_integer()))
     ):
         raise AnnotationError(f"{where}: '{key}' must be an integer, got {value!r}")
     return int(value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import os
 from collections.abc import Sequence
 
@@ -14,10 +15,36 @@ READERS = ("coco", "voc", "yolo")
 """Annotation formats :func:`read_annotations` reads."""
 
 
+BYTE_ORDER_MARKS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),  # before UTF-16 LE, whose mark it starts with
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+)
+"""Encodings recognised by their byte-order mark; text without one is read as UTF-8."""
+
+
 def read_class_names(path: str | os.PathLike) -> list[str]:
-    """Class names, one per non-blank line of a UTF-8 text file; duplicates are an error."""
-    with open(path, encoding="utf-8") as f:
-        names = [line.strip() for line in f if line.strip()]
+    """Class names, one per non-blank line of a text file; duplicates are an error.
+
+    The file is UTF-8, or UTF-8/16/32 with a byte-order mark (what Windows editors save as
+    "Unicode"). Anything else is a ``ValueError`` naming the file: a guessed encoding would give
+    wrong names silently.
+    """
+    with open(path, "rb") as f:
+        data = f.read()
+    encoding = next((enc for bom, enc in BYTE_ORDER_MARKS if data.startswith(bom)), "utf-8")
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"{path}: not UTF-8 text, nor UTF-16/32 with a byte-order mark ({e.reason} at byte "
+            f"{e.start}); save it as UTF-8"
+        ) from None
+    if "\0" in text:
+        raise ValueError(f"{path}: NUL bytes: UTF-16 without a byte-order mark? Save it as UTF-8")
+    names = [line.strip() for line in text.splitlines() if line.strip()]
     if not names:
         raise ValueError(f"{path}: no class names (expected one per line)")
     if len(set(names)) != len(names):

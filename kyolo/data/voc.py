@@ -7,13 +7,13 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
 import numpy as np
-from PIL import Image
 
 from kyolo.data.annotations import (
     Annotation,
     AnnotationError,
     OnInvalid,
     check_on_invalid,
+    read_image_size,
     report_invalid,
     require_file,
     resolve_in_root,
@@ -81,11 +81,7 @@ def _read_one(
     width = _number(size, "width", source, int) if size is not None else 0
     height = _number(size, "height", source, int) if size is not None else 0
     if width <= 0 or height <= 0:
-        try:
-            with Image.open(path) as im:
-                width, height = im.size
-        except OSError as e:
-            raise AnnotationError(f"{source}: cannot read the size of image {path!r}: {e}") from e
+        width, height = read_image_size(path, source=source)
 
     boxes, classes, labels = [], [], []
     for index, obj in enumerate(root.iter("object")):
@@ -108,7 +104,7 @@ def _read_one(
         classes.append(class_of[name])
         labels.append(f"object {index}")
     boxes_arr, classes_arr = validate(
-        np.asarray(boxes, np.float32).reshape(-1, 4),
+        np.asarray(boxes, np.float64).reshape(-1, 4),
         np.asarray(classes, np.int32),
         width=width,
         height=height,

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from PIL import Image
 
 from kyolo.data.annotations import (
     Annotation,
     AnnotationError,
     OnInvalid,
     check_on_invalid,
+    read_image_size,
     validate,
 )
 
@@ -71,11 +71,7 @@ def read_yolo(
     for rel in images:
         image = os.path.normpath(os.path.join(image_dir, rel))
         source = os.path.join(label_dir, os.path.splitext(rel)[0] + ".txt")
-        try:
-            with Image.open(image) as im:
-                width, height = im.size
-        except OSError as e:
-            raise AnnotationError(f"{source}: cannot read image {image!r}: {e}") from e
+        width, height = read_image_size(image, source=source)
         rows, lines = _read_rows(source) if os.path.isfile(source) else (np.zeros((0, 5)), [])
         cx, cy, w, h = (rows[:, k] for k in range(1, 5))
         boxes = np.stack(
@@ -138,6 +134,11 @@ def _read_rows(source: str) -> tuple[np.ndarray, list[int]]:
                 f"{source}: line {number}: non-numeric field (class must be an integer): "
                 f"{line.strip()!r}"
             ) from e
+        if not -(2**31) <= int(fields[0]) < 2**31:  # int64 ids would wrap: 10**30 → -2**63
+            raise AnnotationError(
+                f"{source}: line {number}: class id {int(fields[0])} is not a 32-bit integer: "
+                f"{line.strip()!r}"
+            )
         rows.append(row)
         lines.append(number)
     return np.asarray(rows, np.float64).reshape(-1, 5), lines

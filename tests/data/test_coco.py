@@ -134,3 +134,29 @@ def test_path_traversal_is_refused(dataset, write_image, file_name):
     data["images"][0]["file_name"] = outside if file_name == "ABS" else file_name
     with pytest.raises(AnnotationError, match="escapes the dataset root"):
         read_coco(_write(tmp_path, data), root)
+
+
+@pytest.mark.parametrize(
+    "iscrowd, kept",
+    [(0, 3), (1, 2), (False, 3), (True, 2), ("0", 3), ("1", 2), (0.0, 3), (1.0, 2)],
+)
+def test_iscrowd_as_int_bool_or_digit_string_is_interpreted(dataset, iscrowd, kept):
+    # "0" (a string) used to count as a crowd (a truthy value) and its box vanished silently.
+    tmp_path, root, data = dataset
+    data["annotations"][0]["iscrowd"] = iscrowd
+    annotations, _ = read_coco(_write(tmp_path, data), root)
+    assert len(annotations[0].boxes) == kept - 1  # annotation 2 is a crowd in every case
+    np.testing.assert_array_equal(annotations[0].boxes[-1], [0, 0, 40, 30])
+
+
+@pytest.mark.parametrize("iscrowd", [2, -1, "yes", "", None, 0.5, [0]])
+def test_other_iscrowd_values_are_errors_naming_the_annotation(dataset, iscrowd):
+    tmp_path, root, data = dataset
+    data["annotations"][1]["iscrowd"] = iscrowd
+    path = _write(tmp_path, data)
+    with pytest.raises(AnnotationError) as err:
+        read_coco(path, root)
+    assert str(err.value) == (
+        f'{path}: annotations[1]: \'iscrowd\' must be 0 or 1 (also false/true, "0"/"1"), '
+        f"got {iscrowd!r}"
+    )

@@ -20,6 +20,35 @@ def test_read_class_names(tmp_path):
         read_class_names(path)
 
 
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-be", "utf-32"])
+def test_class_names_with_a_byte_order_mark_are_read(tmp_path, encoding):
+    # Windows editors save UTF-16 (with a BOM); it gave "'utf-8' codec can't decode byte 0xff".
+    path = tmp_path / "classes.txt"
+    text = "cat\r\nchien\u00e9\r\n"
+    path.write_bytes(
+        text.encode(encoding) if encoding != "utf-16-be" else b"\xfe\xff" + text.encode(encoding)
+    )
+    assert read_class_names(path) == ["cat", "chien\u00e9"]
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ("cat\ndog\n".encode("utf-16-le"), "NUL bytes: UTF-16 without a byte-order mark?"),
+        (
+            "cat\nchien\u00e9\n".encode("latin-1"),
+            "not UTF-8 text, nor UTF-16/32 with a byte-order mark",
+        ),
+    ],
+)
+def test_class_names_in_an_unknown_encoding_name_the_file(tmp_path, data, message):
+    path = tmp_path / "classes.txt"
+    path.write_bytes(data)
+    with pytest.raises(ValueError) as err:
+        read_class_names(path)
+    assert str(err.value).startswith(f"{path}: ") and message in str(err.value)
+
+
 def test_read_annotations_dispatches_by_format(tmp_path, write_image):
     write_image(tmp_path / "images" / "a.png", 40, 30)
     labels = tmp_path / "labels"

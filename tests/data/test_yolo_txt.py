@@ -80,7 +80,7 @@ def test_label_without_image_is_a_missing_image(dataset):
 def test_unreadable_image_names_the_file(dataset):
     images, labels = dataset
     (images / "broken.png").write_bytes(b"not a png")
-    with pytest.raises(AnnotationError, match=r"cannot read image .*broken\.png"):
+    with pytest.raises(AnnotationError, match=r"cannot read the size of image .*broken\.png"):
         read_yolo(images, labels, num_classes=3)
 
 

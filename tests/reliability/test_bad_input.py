@@ -146,3 +146,34 @@ def test_coco_file_with_only_background_images_is_read(tmp_path, background):
     path.write_text(json.dumps(data))
     (annotation,), names = read_coco(path, tmp_path)
     assert names == ["cat"] and annotation.boxes.shape == (0, 4)
+
+
+def png_claiming(width, height):
+    """A 1x1 PNG whose IHDR (CRC fixed) claims ``width`` x ``height``: a decompression bomb."""
+    import struct
+    import zlib
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    ihdr = data[12:29]  # b"IHDR" + 13 bytes
+    ihdr[4:12] = struct.pack(">II", width, height)
+    data[12:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(ihdr)))
+    return bytes(data)
+
+
+def test_an_image_claiming_30000x30000_is_named_by_the_readers(tmp_path):
+    # PIL raised DecompressionBombError (not an OSError) without the file name.
+    images, labels, voc = tmp_path / "images", tmp_path / "labels", tmp_path / "voc"
+    for folder in (images, labels, voc):
+        folder.mkdir()
+    bomb = images / "bomb.png"
+    bomb.write_bytes(png_claiming(30000, 30000))
+    with pytest.raises(AnnotationError) as err:
+        read_yolo(images, labels, 1)
+    assert f"cannot read the size of image {str(bomb)!r}" in str(err.value)
+    assert "900000000 pixels" in str(err.value)
+    (voc / "bomb.xml").write_text("<annotation><filename>bomb.png</filename></annotation>")
+    with pytest.raises(AnnotationError, match=r"bomb\.xml: cannot read the size of image .*bomb"):
+        read_voc(voc, images, ["a"])

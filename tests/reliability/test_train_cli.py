@@ -96,6 +96,26 @@ def test_bad_label_file_exits_naming_file_and_line(digits, tmp_path):
     assert "(line 2): class id 12 outside [0, 10)" in message
 
 
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_empty_split_folders_name_the_flags(digits, tmp_path, split):
+    # Empty --val folders gave a traceback from deep in training that did not name --val.
+    labels, images = tmp_path / "empty_labels", tmp_path / "empty_images"
+    labels.mkdir()
+    images.mkdir()
+    argv = yolo_args(digits, tmp_path)
+    argv[argv.index(f"--{split}") + 1] = str(labels)
+    argv[argv.index(f"--{split}-images") + 1] = str(images)
+    assert f"--{split} {labels} (--{split}-images {images}): no images" in error_of(argv)
+
+
+def test_classes_file_errors_name_the_flag_and_file(digits, tmp_path):
+    classes = tmp_path / "classes.txt"
+    classes.write_bytes("z\u00e9ro\n".encode("latin-1"))
+    argv = yolo_args(digits, tmp_path)
+    argv[argv.index("--classes") + 1] = str(classes)
+    assert error_of(argv).startswith(f"training.train: error: --classes {classes}: not UTF-8")
+
+
 def test_truncated_image_found_during_training_is_named(digits, tmp_path):
     import shutil
 
