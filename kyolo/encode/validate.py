@@ -11,6 +11,7 @@ _RULES = (
     "box coordinates must be finite (NaN/Inf found)",
     "box height must be > 0",
     "box centre must lie inside the image (normalised x, y in [0, 1])",
+    "box width and height must not exceed the image (normalised w, h <= 1)",
     "class id must be in [0, {num_classes})",
 )
 
@@ -19,7 +20,9 @@ def check_boxes(boxes: tf.Tensor, classes: tf.Tensor, cfg: YoloConfig) -> tf.Ten
     """Validate one image's boxes, or a batch of padded images'; return the real boxes' mask.
 
     Rows with ``w <= 0`` are padding (keras-yolo3's convention) and are ignored. Every other row
-    must be finite with ``h > 0``, a centre inside the image and a class in ``[0, C)``; an image
+    must be finite with ``h > 0``, a centre inside the image, ``w, h <= 1`` (a box larger than
+    the image is an error, not clipped: keras-yolo3's loss weight ``2 − w·h`` would turn
+    negative) and a class in ``[0, C)``; an image
     may carry at most ``cfg.max_boxes`` real boxes. A violation raises ``InvalidArgumentError``
     naming the rule, the first offending box index (and its image, for a batch) and its value —
     also inside ``Dataset.map``. With several, the first rule of that list is reported.
@@ -44,6 +47,7 @@ def check_boxes(boxes: tf.Tensor, classes: tf.Tensor, cfg: YoloConfig) -> tf.Ten
             ~finite,
             valid & ~(boxes[:, 3] > 0),
             valid & ~tf.reduce_all((centre >= 0) & (centre <= 1), axis=-1),
+            valid & ~tf.reduce_all(boxes[:, 2:] <= 1, axis=-1),
             valid & ~(tf.cast(classes, tf.uint32) < cfg.num_classes),  # negative ids wrap
         ],
         axis=1,
