@@ -14,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
+from kyolo.encode.validate import whole_numbers
 from kyolo.targets import BOX_LIST_COLUMNS, box_list
 
 
@@ -135,9 +136,12 @@ def box_list_entries(
 
 
 def known_classes(classes: tf.Tensor, num_classes: int) -> tf.Tensor:
-    """``classes`` as int32, -1 outside ``[0, C)`` (no class, as in a one-hot encoding)."""
-    classes = tf.cast(classes, tf.int32)
-    return tf.where((classes >= 0) & (classes < num_classes), classes, -1)
+    """``classes`` as int32, -1 (no class, as in a one-hot encoding) for an id that is not a whole
+    number in ``[0, C)``; compared in the ids' own dtype, so int64 ids do not wrap and float ones
+    are not truncated."""
+    classes = tf.convert_to_tensor(classes)
+    known = whole_numbers(classes) & (classes >= 0) & (classes < num_classes)
+    return tf.where(known, tf.cast(classes, tf.int32), -1)
 
 
 def scatter_max(shape: list[int], position: tf.Tensor, values: tf.Tensor) -> tf.Tensor:

@@ -12,6 +12,7 @@ _RULES = (
     "box height must be > 0",
     "box centre must lie inside the image (normalised x, y in [0, 1])",
     "box width and height must not exceed the image (normalised w, h <= 1)",
+    "class id must be a whole number (float ids are not truncated)",
     "class id must be in [0, {num_classes})",
 )
 
@@ -29,12 +30,14 @@ def check_boxes(boxes: tf.Tensor, classes: tf.Tensor, cfg: YoloConfig) -> tf.Ten
 
     Args:
         boxes: ``(n, 4)`` float ``x, y, w, h`` normalised to the input image, or ``(b, n, 4)``.
-        classes: ``(n,)`` (or ``(b, n)``) integer class ids.
+        classes: ``(n,)`` (or ``(b, n)``) class ids, any integer or float dtype: they are checked
+            in it, before the encoder casts them to int32 (which would wrap int64 ids and
+            truncate float ones).
     Returns:
         ``(n,)`` (or ``(b, n)``) bool, True for real boxes.
     """
     boxes = tf.convert_to_tensor(boxes)
-    classes = tf.cast(classes, tf.int32)
+    classes = tf.convert_to_tensor(classes)
     batched = boxes.shape.rank == 3
     if batched:
         per_image = tf.shape(boxes)[1]
@@ -48,7 +51,8 @@ def check_boxes(boxes: tf.Tensor, classes: tf.Tensor, cfg: YoloConfig) -> tf.Ten
             valid & ~(boxes[:, 3] > 0),
             valid & ~tf.reduce_all((centre >= 0) & (centre <= 1), axis=-1),
             valid & ~tf.reduce_all(boxes[:, 2:] <= 1, axis=-1),
-            valid & ~(tf.cast(classes, tf.uint32) < cfg.num_classes),  # negative ids wrap
+            valid & ~whole_numbers(classes),
+            valid & ~((classes >= 0) & (classes < cfg.num_classes)),
         ],
         axis=1,
     )  # (n, rules)
@@ -73,6 +77,13 @@ def check_boxes(boxes: tf.Tensor, classes: tf.Tensor, cfg: YoloConfig) -> tf.Ten
         check = tf.debugging.Assert(count <= cfg.max_boxes, [message])
     with tf.control_dependencies([check]):
         return tf.reshape(valid, [-1, per_image]) if batched else tf.identity(valid)
+
+
+def whole_numbers(values: tf.Tensor) -> tf.Tensor:
+    """Elementwise: ``values`` is a whole number (False for NaN, True for any integer dtype)."""
+    if not values.dtype.is_floating:
+        return tf.ones_like(values, tf.bool)
+    return tf.equal(values, tf.floor(values))
 
 
 def _first_broken_rule(

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from kyolo.config import PRESETS
-from kyolo.encode import encode_batch, encode_targets
+from kyolo.encode import encode_batch, encode_rows, encode_targets
 from kyolo.losses import YoloLoss
 from tests.helpers import head_shapes, nano_config, stack_targets
 
@@ -53,3 +53,50 @@ def test_the_loss_of_the_largest_valid_boxes_is_not_negative(name, magnitude):
         logits = (magnitude * rng.standard_normal(shape)).astype(np.float32)
         value = YoloLoss(cfg, scale).call(y_true[scale], logits).numpy()
         assert np.all(np.isfinite(value)) and np.all(value >= 0), (scale, value)
+
+
+@pytest.mark.parametrize(
+    "classes, message, shown",
+    [
+        (np.array([0, 2**32 + 1], np.int64), r"class id must be in \[0, 3\)", "4294967297"),
+        (np.array([0, -(2**32) + 1], np.int64), r"class id must be in \[0, 3\)", "-4294967295"),
+        (np.array([0.0, 1.7]), "class id must be a whole number", "1.7"),
+        (np.array([0.0, np.nan], np.float32), "class id must be a whole number", "nan"),
+    ],
+)
+def test_class_ids_that_do_not_fit_are_errors_naming_the_box(classes, message, shown):
+    # Before: int64 ids wrapped to int32 (2**32 + 1 → 1) and float ids were truncated (1.7 → 1).
+    cfg = nano_config()
+    boxes = np.array([BOX, [0.6, 0.3, 0.2, 0.2]], np.float32)
+    for encode in (
+        encode_targets,
+        lambda b, c, cfg: in_dataset(lambda *a: encode_targets(*a, cfg), b, c),
+    ):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message) as err:
+            encode(boxes, classes, cfg)
+        assert "box index 1" in one_line(err) and f"class {shown}" in one_line(err)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message) as err:
+        encode_batch(boxes[None], classes[None], cfg)
+    assert "image 0, box index 1" in one_line(err)
+
+
+def test_whole_float_and_int64_class_ids_encode_as_int32_ones():
+    cfg = nano_config()
+    boxes = np.array([BOX, [0.6, 0.3, 0.2, 0.2]], np.float32)
+    want = encode_targets(boxes, np.array([0, 2], np.int32), cfg)
+    for classes in (np.array([0.0, 2.0]), np.array([0, 2], np.int64)):
+        for got, w in zip(encode_targets(boxes, classes, cfg), want, strict=True):
+            np.testing.assert_array_equal(got.numpy(), w.numpy())
+
+
+@pytest.mark.parametrize("bad", [2**32 + 1, 1.7], ids=["int64 beyond int32", "float"])
+def test_the_unchecked_row_encoder_sets_no_class_for_ids_that_do_not_fit(bad):
+    # encode_rows (XLA, no asserts) sets no class for an id outside [0, C), as one_hot would;
+    # before, 2**32 + 1 wrapped to class 1 and 1.7 was truncated to class 1.
+    cfg = nano_config("yolov5")
+    dtype = np.int64 if isinstance(bad, int) else np.float64
+    targets = encode_rows(np.zeros(1), np.array([BOX], np.float32), np.array([bad], dtype), 1, cfg)
+    flat = np.concatenate([t.numpy().reshape(-1, t.shape[-1]) for t in targets])
+    positives = flat[flat[:, 4] > 0]
+    assert len(positives) > 0
+    np.testing.assert_array_equal(positives[:, 5:8], 0)
