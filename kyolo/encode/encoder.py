@@ -30,7 +30,7 @@ from kyolo.encode.scatter import (
     slot_ranks,
     sort_by_slot,
 )
-from kyolo.encode.validate import check_boxes
+from kyolo.encode.validate import check_boxes, check_row_shapes, checked_shapes
 from kyolo.targets import box_list, slot_rows, target_shape, target_width
 
 Candidates = Callable[[tf.Tensor, YoloConfig], tuple[tf.Tensor, tf.Tensor, tf.Tensor]]
@@ -65,6 +65,7 @@ def encode_targets(boxes: tf.Tensor, classes: tf.Tensor, cfg: YoloConfig) -> tup
     Returns:
         One target per scale, shape :func:`kyolo.targets.target_shape`.
     """
+    boxes, classes = checked_shapes(boxes, classes, batched=False)
     boxes = tf.cast(boxes, tf.float32)
     valid = check_boxes(boxes, classes, cfg)
     classes = tf.cast(classes, tf.int32)
@@ -119,6 +120,8 @@ def encode_rows(
         (possible here: nothing caps its boxes at ``max_boxes``) raises
         ``InvalidArgumentError``, except under XLA, which drops asserts.
     """
+    image, boxes, classes = (tf.convert_to_tensor(v) for v in (image, boxes, classes))
+    check_row_shapes(image, boxes, classes)
     image = tf.cast(image, tf.int32)
     boxes = tf.cast(boxes, tf.float32)
     valid = (image >= 0) & (image < batch) & (boxes[:, 2] > 0)
@@ -170,6 +173,7 @@ def encode_batch(boxes: tf.Tensor, classes: tf.Tensor, cfg: YoloConfig) -> tuple
     Returns:
         Per scale, ``(b, ...)`` ``y_true`` in ``cfg``'s layout.
     """
+    boxes, classes = checked_shapes(boxes, classes, batched=True)
     boxes = tf.cast(boxes, tf.float32)
     batch, per_image = boxes.shape[0], boxes.shape[1]
     if batch is None:

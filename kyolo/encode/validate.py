@@ -16,6 +16,91 @@ _RULES = (
     "class id must be in [0, {num_classes})",
 )
 
+# (boxes, classes) shapes in words, by batched.
+_SHAPES = {False: ("(n, 4)", "(n,)"), True: ("(b, n, 4)", "(b, n)")}
+
+
+def check_box_shapes(
+    boxes: tf.Tensor, classes: tf.Tensor, batched: bool, where: str = "kyolo.encode"
+) -> None:
+    """Raise ``ValueError`` naming the argument and the shapes unless the static shapes fit
+    ``boxes (n, 4)`` and ``classes (n,)`` (batched: ``(b, n, 4)`` and ``(b, n)``).
+
+    Checked when tracing, so free at run time; unknown dimensions pass (see
+    :func:`checked_shapes`).
+
+    Args:
+        where: the caller, for the messages.
+    """
+    rank = 3 if batched else 2
+    want, want_classes = _SHAPES[batched]
+    got, got_classes = tf.TensorShape(boxes.shape), tf.TensorShape(classes.shape)
+    if got.rank is not None and (got.rank != rank or got[-1] not in (None, 4)):
+        hint = ""
+        if got.rank == rank and got[-1] == 5:
+            hint = (
+                ": rows with a class column? boxes hold x, y, w, h, classes are their own argument"
+            )
+        elif got.rank == rank - 1 and got.num_elements() == 0:
+            hint = f": an image without boxes is {want.replace('n', '0')}"
+        raise ValueError(f"{where}: boxes must be {want} x, y, w, h, got shape {tuple(got)}{hint}")
+    if got_classes.rank is not None and got_classes.rank != rank - 1:
+        raise ValueError(
+            f"{where}: classes must be {want_classes}, one id per box, got shape "
+            f"{tuple(got_classes)}"
+        )
+    if got.rank is not None and not got[:-1].is_compatible_with(got_classes):
+        raise ValueError(
+            f"{where}: classes shape {tuple(got_classes)} does not match boxes shape "
+            f"{tuple(got)}: one class id per box"
+        )
+
+
+def checked_shapes(
+    boxes: tf.Tensor, classes: tf.Tensor, batched: bool
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """``boxes`` and ``classes`` as tensors whose shapes :func:`check_box_shapes` checked.
+
+    Dimensions unknown when tracing (``n`` in a ``tf.data`` map over images of any box count)
+    are left to one assert, an ``InvalidArgumentError`` naming both shapes; none when the shapes
+    are static.
+    """
+    boxes, classes = tf.convert_to_tensor(boxes), tf.convert_to_tensor(classes)
+    check_box_shapes(boxes, classes, batched)
+    if boxes.shape.is_fully_defined() and classes.shape.is_fully_defined():
+        return boxes, classes
+    rank = 3 if batched else 2
+    boxes = tf.ensure_shape(boxes, [None] * rank)
+    classes = tf.ensure_shape(classes, [None] * (rank - 1))
+    box_shape, class_shape = tf.shape(boxes), tf.shape(classes)
+    fits = tf.reduce_all(tf.equal(box_shape[:-1], class_shape)) & tf.equal(box_shape[-1], 4)
+    want, want_classes = _SHAPES[batched]
+    check = tf.debugging.Assert(
+        fits,
+        [
+            f"kyolo.encode: boxes must be {want} x, y, w, h and classes {want_classes}, one id "
+            "per box; got boxes shape",
+            box_shape,
+            "classes shape",
+            class_shape,
+        ],
+    )
+    with tf.control_dependencies([check]):
+        return tf.ensure_shape(boxes, [*[None] * (rank - 1), 4]), tf.identity(classes)
+
+
+def check_row_shapes(image: tf.Tensor, boxes: tf.Tensor, classes: tf.Tensor) -> None:
+    """:func:`check_box_shapes` for :func:`kyolo.encode.encode_rows`, whose ``image (n,)`` names
+    each row's image; static shapes only (it runs under XLA, which drops asserts)."""
+    where = "kyolo.encode.encode_rows"
+    check_box_shapes(boxes, classes, batched=False, where=where)
+    got, got_classes = tf.TensorShape(image.shape), tf.TensorShape(classes.shape)
+    if not got.is_compatible_with(got_classes):
+        raise ValueError(
+            f"{where}: image shape {tuple(got)} and classes shape {tuple(got_classes)} do not "
+            "match: one image index and one class id per row"
+        )
+
 
 def check_boxes(boxes: tf.Tensor, classes: tf.Tensor, cfg: YoloConfig) -> tf.Tensor:
     """Validate one image's boxes, or a batch of padded images'; return the real boxes' mask.

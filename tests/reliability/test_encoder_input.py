@@ -100,3 +100,83 @@ def test_the_unchecked_row_encoder_sets_no_class_for_ids_that_do_not_fit(bad):
     positives = flat[flat[:, 4] > 0]
     assert len(positives) > 0
     np.testing.assert_array_equal(positives[:, 5:8], 0)
+
+
+ROWS = np.array([[0.4, 0.5, 0.3, 0.2, 1.0]], np.float32)  # keras-yolo3-style rows with a class
+MALFORMED = {  # boxes, classes, the error of one image, the error of a batch of that image
+    "boxes (0,)": (
+        np.zeros(0, np.float32),
+        np.zeros(0, np.int32),
+        r"boxes must be \(n, 4\) x, y, w, h, got shape \(0,\): an image without boxes is \(0, 4\)",
+        r"boxes must be \(b, n, 4\) x, y, w, h, got shape \(1, 0\)",
+    ),
+    "rows as boxes": (
+        ROWS,
+        np.array([1]),
+        r"boxes must be \(n, 4\) x, y, w, h, got shape \(1, 5\): rows with a class column\?",
+        r"boxes must be \(b, n, 4\) x, y, w, h, got shape \(1, 1, 5\): rows with a class",
+    ),
+    "more classes than boxes": (
+        np.array([BOX, BOX], np.float32),
+        np.array([0, 1, 2]),
+        r"classes shape \(3,\) does not match boxes shape \(2, 4\)",
+        r"classes shape \(1, 3\) does not match boxes shape \(1, 2, 4\)",
+    ),
+    "classes (n, 1)": (
+        np.array([BOX], np.float32),
+        np.array([[1]]),
+        r"classes must be \(n,\), one id per box, got shape \(1, 1\)",
+        r"classes must be \(b, n\), one id per box, got shape \(1, 1, 1\)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED)
+def test_malformed_shapes_name_the_argument_and_shapes(case):
+    # Before: bare TensorFlow errors (StridedSlice, TensorScatterMax, LogicalAnd).
+    boxes, classes, message, batch_message = MALFORMED[case]
+    cfg = nano_config()
+    with pytest.raises(ValueError, match=message):
+        encode_targets(boxes, classes, cfg)
+    with pytest.raises(ValueError, match=batch_message):
+        encode_batch(boxes[None], classes[None], cfg)
+    # tf.data with static shapes: at trace time, when the map is built.
+    with pytest.raises(ValueError, match=message):
+        in_dataset(lambda b, c: encode_targets(b, c, cfg), boxes, classes)
+
+
+@pytest.mark.parametrize("case", ["rows as boxes", "more classes than boxes"])
+def test_malformed_shapes_are_named_inside_tf_data_with_unknown_shapes(case):
+    boxes, classes, *_ = MALFORMED[case]
+    cfg = nano_config()
+    ds = tf.data.Dataset.from_generator(
+        lambda: iter([(boxes, classes)]),
+        output_signature=(tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int64)),
+    )
+    message = "kyolo.encode: boxes must be .n, 4. x, y, w, h and classes .n,., one id per box"
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message) as err:
+        list(ds.map(lambda b, c: encode_targets(b, c, cfg)))
+    shapes = f"boxes shape] [{' '.join(map(str, boxes.shape))}] [classes shape] [{len(classes)}]"
+    assert shapes in one_line(err)
+
+
+def test_the_row_encoder_names_malformed_shapes():
+    cfg = nano_config("yolov5")
+    with pytest.raises(ValueError, match=r"encode_rows: boxes must be \(n, 4\).*\(1, 5\)"):
+        encode_rows(np.zeros(1), ROWS, np.ones(1), 1, cfg)
+    with pytest.raises(ValueError, match=r"image shape \(2,\) and classes shape \(1,\) do not"):
+        encode_rows(np.zeros(2), ROWS[:, :4], np.ones(1), 1, cfg)
+
+
+def test_keras_yolo3_preprocess_true_boxes_names_an_unbatched_array():
+    from kyolo.compat.keras_yolo3 import preprocess_true_boxes
+    from references.cases import ANCHORS
+
+    rows = np.array([[10, 10, 50, 50, 1]], np.float32)
+    message = (
+        r"true_boxes must be \(m, T, 5\) .*got shape \(1, 5\): one image\? Pass true_boxes\[None\]"
+    )
+    with pytest.raises(ValueError, match=message):
+        preprocess_true_boxes(rows, (416, 416), ANCHORS, 3)
+    with pytest.raises(ValueError, match=r"true_boxes must be \(m, T, 5\) .*got shape \(1, 1, 4\)"):
+        preprocess_true_boxes(rows[None, :, :4], (416, 416), ANCHORS, 3)
