@@ -9,7 +9,8 @@ assigned slots, the *positives*) and a multi-hot class vector: ``5 + C`` values.
 
 * ``ignore_against="scale"``: ``(gh, gw, A, 5 + C)``;
 * ``ignore_against="image"``: ``(S + max_boxes, 5 + C)`` — the same grid flattened, followed by
-  the image's box list padded to ``max_boxes`` rows: ``x, y, w, h, valid, 0, ...``. The loss
+  the image's box list padded to ``max_boxes`` rows: ``x, y, w, h, valid, 0, ...``, real boxes
+  first (:func:`box_list_index`). The loss
   needs every box of the image for the ignore mask and a Keras loss only sees its own output's
   ``y_true``, so the boxes travel inside it.
 
@@ -76,6 +77,14 @@ def box_list(boxes: tf.Tensor, valid: tf.Tensor, width: int) -> tf.Tensor:
         [tf.where(keep, tf.cast(boxes, tf.float32), 0.0), tf.cast(keep, tf.float32)], axis=-1
     )
     return tf.pad(rows, [[0, 0], [0, width - BOX_LIST_COLUMNS]])
+
+
+def box_list_index(valid: tf.Tensor) -> tf.Tensor:
+    """``(..., n)`` int32 row of each box in its image's box list: the real boxes (``valid``)
+    packed first, in their order, so that padding rows beyond ``max_boxes`` need no row; a
+    padding box gets row 0, where its all-zero :func:`box_list` row changes nothing."""
+    rows = tf.math.cumsum(tf.cast(valid, tf.int32), axis=-1) - 1
+    return tf.where(valid, rows, 0)
 
 
 def target_grid(y_true: tf.Tensor, cfg: YoloConfig) -> tf.Tensor:

@@ -31,7 +31,14 @@ from kyolo.encode.scatter import (
     sort_by_slot,
 )
 from kyolo.encode.validate import check_boxes, check_row_shapes, checked_shapes
-from kyolo.targets import box_list, slot_rows, target_shape, target_width
+from kyolo.targets import (
+    batch_index,
+    box_list,
+    box_list_index,
+    slot_rows,
+    target_shape,
+    target_width,
+)
 
 Candidates = Callable[[tf.Tensor, YoloConfig], tuple[tf.Tensor, tf.Tensor, tf.Tensor]]
 """An assigner: ``(boxes (n, 4), cfg)`` → ``slot, keep, row``, each ``(S, k)``, one row per scale.
@@ -60,7 +67,7 @@ def encode_targets(boxes: tf.Tensor, classes: tf.Tensor, cfg: YoloConfig) -> tup
 
     Args:
         boxes: ``(n, 4)`` float ``x, y, w, h`` normalised to the input image; rows with ``w <= 0``
-            are padding. With ``ignore_against="image"``, ``n <= max_boxes``.
+            are padding.
         classes: ``(n,)`` class ids in ``[0, C)``, integers or whole floats.
     Returns:
         One target per scale, shape :func:`kyolo.targets.target_shape`.
@@ -168,21 +175,19 @@ def encode_batch(boxes: tf.Tensor, classes: tf.Tensor, cfg: YoloConfig) -> tuple
 
     Args:
         boxes: ``(b, n, 4)`` float ``x, y, w, h`` normalised to the input image, ``b`` static;
-            rows with ``w <= 0`` are padding. With ``ignore_against="image"``, ``n <= max_boxes``.
+            rows with ``w <= 0`` are padding.
         classes: ``(b, n)`` class ids in ``[0, C)``, integers or whole floats.
     Returns:
         Per scale, ``(b, ...)`` ``y_true`` in ``cfg``'s layout.
     """
     boxes, classes = checked_shapes(boxes, classes, batched=True)
     boxes = tf.cast(boxes, tf.float32)
-    batch, per_image = boxes.shape[0], boxes.shape[1]
+    batch = boxes.shape[0]
     if batch is None:
         raise ValueError(
             "kyolo.encode: encoding a batch needs a static batch size: "
             "Dataset.batch(b, drop_remainder=True) before the map"
         )
-    if cfg.ignore_against == "image" and per_image is not None and per_image > cfg.max_boxes:
-        raise ValueError(f"kyolo.encode: {per_image} box rows per image, more than max_boxes")
     valid = check_boxes(boxes, classes, cfg)  # (b, n)
     classes = tf.cast(classes, tf.int32)
     image = tf.repeat(tf.range(batch), tf.shape(boxes)[1])
@@ -193,7 +198,9 @@ def encode_batch(boxes: tf.Tensor, classes: tf.Tensor, cfg: YoloConfig) -> tuple
         return targets
     width = target_width(cfg)
     box_rows = tf.reshape(box_list(rows, tf.reshape(valid, [-1]), width), [batch, -1, width])
-    box_rows = tf.pad(box_rows, [[0, 0], [0, cfg.max_boxes - tf.shape(box_rows)[1]], [0, 0]])
+    box_rows = tf.scatter_nd(
+        batch_index(box_list_index(valid)), box_rows, [batch, cfg.max_boxes, width]
+    )
     return tuple(
         tf.concat([tf.reshape(target, [batch, -1, width]), box_rows], axis=1) for target in targets
     )

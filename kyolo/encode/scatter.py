@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from kyolo.encode.validate import whole_numbers
-from kyolo.targets import BOX_LIST_COLUMNS, box_list
+from kyolo.targets import BOX_LIST_COLUMNS, box_list, box_list_index
 
 
 class SortedCandidates(NamedTuple):
@@ -121,14 +121,14 @@ def box_list_entries(
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """The image's box list as scalar updates (see :func:`candidate_entries`).
 
-    Box ``i`` writes ``x, y, w, h, valid`` (zeros for a padding box) to row ``first_rows[s] + i``
-    of each scale ``s``'s target.
+    Real box ``i`` writes ``x, y, w, h, 1`` to row ``first_rows[s] + box_list_index(valid)[i]``
+    of each scale ``s``'s target; a padding box writes zeros (:func:`kyolo.targets.box_list_index`).
 
     Returns:
         ``position (S, n * 5, 1)`` int32 and ``values (S, n * 5)`` float32.
     """
     values = box_list(boxes, valid, BOX_LIST_COLUMNS)
-    position = tf.range(tf.shape(boxes)[0])[:, None] * width + np.arange(BOX_LIST_COLUMNS)
+    position = box_list_index(valid)[:, None] * width + np.arange(BOX_LIST_COLUMNS)
     first = np.array(first_rows, np.int32)[:, None, None] * width  # (S, 1, 1)
     scales = len(first_rows)
     position = tf.reshape(position + first, [scales, -1, 1])

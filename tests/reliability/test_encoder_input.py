@@ -180,3 +180,20 @@ def test_keras_yolo3_preprocess_true_boxes_names_an_unbatched_array():
         preprocess_true_boxes(rows, (416, 416), ANCHORS, 3)
     with pytest.raises(ValueError, match=r"true_boxes must be \(m, T, 5\) .*got shape \(1, 1, 4\)"):
         preprocess_true_boxes(rows[None, :, :4], (416, 416), ANCHORS, 3)
+
+
+@pytest.mark.parametrize("name", ["yolov3", "yolov4"], ids=["scale", "image"])
+def test_padding_rows_beyond_max_boxes_are_accepted_by_both_layouts(name):
+    # Before: with ignore_against="image", rows past max_boxes = 8 failed with a scatter index
+    # error (encode_targets) or a ValueError (encode_batch), padding or not.
+    cfg = nano_config(name)
+    real = np.array([BOX, [0.6, 0.3, 0.2, 0.2]], np.float32)
+    boxes = np.zeros((10, 4), np.float32)  # w <= 0: padding
+    boxes[[3, 9]] = real
+    classes = np.zeros(10, np.int32)
+    classes[[3, 9]] = [1, 2]
+    want = encode_targets(real, np.array([1, 2]), cfg)
+    for got, w in zip(encode_targets(boxes, classes, cfg), want, strict=True):
+        np.testing.assert_array_equal(got.numpy(), w.numpy())
+    for got, w in zip(encode_batch(np.stack([boxes] * 2), np.stack([classes] * 2), cfg), want):
+        np.testing.assert_array_equal(got.numpy(), np.stack([w.numpy()] * 2))
