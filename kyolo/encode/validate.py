@@ -125,7 +125,8 @@ def check_boxes(boxes: tf.Tensor, classes: tf.Tensor, cfg: YoloConfig) -> tf.Ten
     classes = tf.convert_to_tensor(classes)
     batched = boxes.shape.rank == 3
     if batched:
-        per_image = tf.shape(boxes)[1]
+        # (images, rows per image): a reshape to [-1, 0] would fail for (b, 0, 4) boxes.
+        batch_shape = tf.shape(boxes)[:2]
         boxes, classes = tf.reshape(boxes, [-1, 4]), tf.reshape(classes, [-1])
     finite = tf.reduce_all(tf.math.is_finite(boxes), axis=-1)
     valid = finite & (boxes[:, 2] > 0)
@@ -145,11 +146,11 @@ def check_boxes(boxes: tf.Tensor, classes: tf.Tensor, cfg: YoloConfig) -> tf.Ten
     # more (in tf.data, about as much as encoding a small image).
     check = tf.debugging.Assert(
         ~tf.reduce_any(broken),
-        [_first_broken_rule(broken, boxes, classes, cfg, per_image if batched else None)],
+        [_first_broken_rule(broken, boxes, classes, cfg, batch_shape[1] if batched else None)],
     )
     limit = f"more than max_boxes={cfg.max_boxes}"
     if batched:
-        counts = tf.reduce_sum(tf.reshape(tf.cast(valid, tf.int32), [-1, per_image]), axis=1)
+        counts = tf.reduce_sum(tf.reshape(tf.cast(valid, tf.int32), batch_shape), axis=1)
         image = tf.argmax(tf.pad(counts, [[0, 1]]), output_type=tf.int32)
         count = tf.reduce_max(tf.pad(counts, [[0, 1]]))
         message = tf.strings.format(
@@ -161,7 +162,7 @@ def check_boxes(boxes: tf.Tensor, classes: tf.Tensor, cfg: YoloConfig) -> tf.Ten
     with tf.control_dependencies([check]):
         check = tf.debugging.Assert(count <= cfg.max_boxes, [message])
     with tf.control_dependencies([check]):
-        return tf.reshape(valid, [-1, per_image]) if batched else tf.identity(valid)
+        return tf.reshape(valid, batch_shape) if batched else tf.identity(valid)
 
 
 def whole_numbers(values: tf.Tensor) -> tf.Tensor:
@@ -197,6 +198,8 @@ def _first_broken_rule(
     if per_image is None:
         value = tf.strings.format("; box index {}, xywh {}, class {}", (first, *row))
     else:
+        # Rows exist when a rule is broken; the guard keeps images without rows defined.
+        per_image = tf.maximum(per_image, 1)
         where = (first // per_image, first % per_image)
         value = tf.strings.format("; image {}, box index {}, xywh {}, class {}", (*where, *row))
     return tf.strings.join([tf.gather(rules, rule), value])

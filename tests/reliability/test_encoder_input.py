@@ -8,6 +8,7 @@ import tensorflow as tf
 from kyolo.config import PRESETS
 from kyolo.encode import encode_batch, encode_rows, encode_targets
 from kyolo.losses import YoloLoss
+from kyolo.targets import target_shape
 from tests.helpers import head_shapes, nano_config, stack_targets
 
 BOX = [0.4, 0.5, 0.3, 0.2]
@@ -195,5 +196,22 @@ def test_padding_rows_beyond_max_boxes_are_accepted_by_both_layouts(name):
     want = encode_targets(real, np.array([1, 2]), cfg)
     for got, w in zip(encode_targets(boxes, classes, cfg), want, strict=True):
         np.testing.assert_array_equal(got.numpy(), w.numpy())
-    for got, w in zip(encode_batch(np.stack([boxes] * 2), np.stack([classes] * 2), cfg), want):
+    batch = encode_batch(np.stack([boxes] * 2), np.stack([classes] * 2), cfg)
+    for got, w in zip(batch, want, strict=True):
         np.testing.assert_array_equal(got.numpy(), np.stack([w.numpy()] * 2))
+
+
+@pytest.mark.parametrize("layout", ["dense", "sparse"])
+@pytest.mark.parametrize("name", ["yolov3", "yolov4"], ids=["scale", "image"])
+def test_a_batch_of_background_images_gives_all_zero_targets(name, layout):
+    # Before: "Integer division by zero" for boxes (b, 0, 4), what padded_batch gives.
+    cfg = nano_config(name, 3, 64, f"target_layout={layout}")
+    empty = (np.zeros((0, 4), np.float32), np.zeros(0, np.int32))
+    ds = tf.data.Dataset.from_tensors(empty).repeat(2).padded_batch(2, drop_remainder=True)
+    for encoded in (
+        encode_batch(np.zeros((2, 0, 4), np.float32), np.zeros((2, 0), np.int64), cfg),
+        *ds.map(lambda b, c: encode_batch(b, c, cfg)),
+    ):
+        for scale, target in enumerate(encoded):
+            assert target.shape == (2, *target_shape(cfg, scale))
+            np.testing.assert_array_equal(target.numpy(), 0)
