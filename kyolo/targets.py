@@ -134,7 +134,8 @@ def positive_slots(objectness: tf.Tensor, count: int) -> tuple[tf.Tensor, tf.Ten
 
     A fixed ``count`` of rows per image, so it compiles under XLA. ``count`` must bound every
     image's positives (``cfg.max_positives``); more is an error, never a silent truncation
-    (checked eagerly and in graphs; XLA drops asserts, where the encoder's cap guards instead).
+    (checked eagerly and in graphs; XLA drops asserts, so :class:`kyolo.losses.YoloLoss` also
+    makes that image's loss NaN).
 
     Args:
         objectness: ``(b, S)`` target objectness, ``> 0`` at assigned slots.
