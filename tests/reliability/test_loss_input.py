@@ -1,6 +1,8 @@
 """YoloLoss against bad input: shapes that do not fit the config fail at trace time with expected
 versus got, and non-finite inputs make the image's loss NaN instead of being hidden."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -147,3 +149,45 @@ def test_targets_within_the_bound_give_the_same_loss_under_xla():
     got = tf.function(loss.call, jit_compile=True)(y_true[1], y_pred).numpy()
     assert np.all(np.isfinite(got))
     np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def yolov5_inputs(batch=2):
+    from kyolo.compat.yolov5 import yolov5_arguments
+
+    cfg = nano_config("yolov5")
+    p = [np.zeros((batch, 3, *cfg.grid_size(s), 8), np.float32) for s in range(cfg.num_scales)]
+    return p, yolov5_arguments(cfg)
+
+
+@pytest.mark.parametrize("shape", [(1, 5), (2, 7), (6,), (1, 1, 6)])
+def test_yolov5_compute_loss_names_targets_of_another_shape(shape):
+    # Before: (n, 5) and (6,) rows were silently reshaped to (·, 6) rows of other boxes.
+    from kyolo.compat.yolov5 import compute_loss
+
+    p, arguments = yolov5_inputs()
+    targets = np.full(shape, 0.5, np.float32)
+    message = f"targets must be (n, 6) rows [image, class, x, y, w, h], got shape {shape}"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        compute_loss(p, targets, *arguments)
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "xla"])
+@pytest.mark.parametrize("column", [2, 3, 4], ids=["x", "y", "w"])
+def test_yolov5_compute_loss_is_nan_for_a_non_finite_target(column, jit):
+    # Before: a NaN x or y gave a finite loss (the row fell out of the assignment); YOLOv5's
+    # ComputeLoss gives NaN (its IoU of a NaN box). A NaN w, which YOLOv5's ratio filter drops,
+    # is made NaN too: no non-finite input gives a finite loss.
+    from kyolo.compat.yolov5 import compute_loss
+
+    p, arguments = yolov5_inputs()
+    targets = np.array([[0, 1, 0.5, 0.5, 0.2, 0.3], [1, 2, 0.3, 0.6, 0.1, 0.2]], np.float32)
+
+    def loss_of(rows):
+        return compute_loss(p, rows, *arguments)
+
+    run = tf.function(loss_of, jit_compile=True) if jit else loss_of
+    loss, items = run(targets)
+    assert np.isfinite(float(loss)) and float(loss) > 0
+    targets[1, column] = np.nan
+    loss, items = run(targets)
+    assert np.isnan(float(loss)) and all(np.isnan(float(item)) for item in items)
