@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from kyolo.encode.validate import whole_numbers
+from kyolo.encode.validate import class_faults
 from kyolo.targets import BOX_LIST_COLUMNS, box_list, box_list_index
 
 
@@ -140,8 +140,9 @@ def known_classes(classes: tf.Tensor, num_classes: int) -> tf.Tensor:
     number in ``[0, C)``; compared in the ids' own dtype, so int64 ids do not wrap and float ones
     are not truncated."""
     classes = tf.convert_to_tensor(classes)
-    known = whole_numbers(classes) & (classes >= 0) & (classes < num_classes)
-    return tf.where(known, tf.cast(classes, tf.int32), -1)
+    fraction, outside = class_faults(classes, num_classes)
+    unknown = outside if fraction is None else outside | fraction
+    return tf.where(unknown, -1, tf.cast(classes, tf.int32))
 
 
 def scatter_max(shape: list[int], position: tf.Tensor, values: tf.Tensor) -> tf.Tensor:

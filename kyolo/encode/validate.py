@@ -70,10 +70,14 @@ def checked_shapes(
     if boxes.shape.is_fully_defined() and classes.shape.is_fully_defined():
         return boxes, classes
     rank = 3 if batched else 2
-    boxes = tf.ensure_shape(boxes, [None] * rank)
-    classes = tf.ensure_shape(classes, [None] * (rank - 1))
+    if boxes.shape.rank is None:
+        boxes = tf.ensure_shape(boxes, [None] * rank)
+    if classes.shape.rank is None:
+        classes = tf.ensure_shape(classes, [None] * (rank - 1))
     box_shape, class_shape = tf.shape(boxes), tf.shape(classes)
-    fits = tf.reduce_all(tf.equal(box_shape[:-1], class_shape)) & tf.equal(box_shape[-1], 4)
+    fits = tf.reduce_all(tf.equal(box_shape[:-1], class_shape))
+    if boxes.shape[-1] is None:
+        fits &= tf.equal(box_shape[-1], 4)
     want, want_classes = _SHAPES[batched]
     check = tf.debugging.Assert(
         fits,
@@ -85,8 +89,9 @@ def checked_shapes(
             class_shape,
         ],
     )
+    # Every op that combines boxes and classes (the first that could fail) waits for the check.
     with tf.control_dependencies([check]):
-        return tf.ensure_shape(boxes, [*[None] * (rank - 1), 4]), tf.identity(classes)
+        return tf.ensure_shape(boxes, [*[None] * (rank - 1), 4]), classes
 
 
 def check_row_shapes(image: tf.Tensor, boxes: tf.Tensor, classes: tf.Tensor) -> None:
@@ -131,14 +136,15 @@ def check_boxes(boxes: tf.Tensor, classes: tf.Tensor, cfg: YoloConfig) -> tf.Ten
     finite = tf.reduce_all(tf.math.is_finite(boxes), axis=-1)
     valid = finite & (boxes[:, 2] > 0)
     centre = boxes[:, :2]
+    fraction, outside = class_faults(classes, cfg.num_classes)
     broken = tf.stack(
         [
             ~finite,
             valid & ~(boxes[:, 3] > 0),
             valid & ~tf.reduce_all((centre >= 0) & (centre <= 1), axis=-1),
-            valid & ~tf.reduce_all(boxes[:, 2:] <= 1, axis=-1),
-            valid & ~whole_numbers(classes),
-            valid & ~((classes >= 0) & (classes < cfg.num_classes)),
+            valid & tf.reduce_any(boxes[:, 2:] > 1, axis=-1),
+            tf.zeros_like(valid) if fraction is None else valid & fraction,
+            valid & outside,
         ],
         axis=1,
     )  # (n, rules)
@@ -165,11 +171,17 @@ def check_boxes(boxes: tf.Tensor, classes: tf.Tensor, cfg: YoloConfig) -> tf.Ten
         return tf.reshape(valid, batch_shape) if batched else tf.identity(valid)
 
 
-def whole_numbers(values: tf.Tensor) -> tf.Tensor:
-    """Elementwise: ``values`` is a whole number (False for NaN, True for any integer dtype)."""
-    if not values.dtype.is_floating:
-        return tf.ones_like(values, tf.bool)
-    return tf.equal(values, tf.floor(values))
+def class_faults(classes: tf.Tensor, num_classes: int) -> tuple[tf.Tensor | None, tf.Tensor]:
+    """Elementwise ``(fraction, outside)``: the id is not a whole number (None for an integer
+    dtype: never), the id is outside ``[0, C)``.
+
+    Compared in the ids' own dtype: an int32 cast would wrap int64 ids (2**32 + 1 → 1) and
+    truncate float ones (1.7 → 1). NaN is a fraction (and outside).
+    """
+    if classes.dtype.is_integer:
+        unsigned = tf.dtypes.as_dtype(f"uint{8 * classes.dtype.size}")
+        return None, tf.cast(classes, unsigned) >= num_classes  # negative ids wrap
+    return tf.not_equal(classes, tf.floor(classes)), ~((classes >= 0) & (classes < num_classes))
 
 
 def _first_broken_rule(
