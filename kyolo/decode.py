@@ -9,6 +9,7 @@ YOLOv5's ``2σ − 0.5``), its size ``wh = anchor · exp(ρ)`` with ``ρ = log(w
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import tensorflow as tf
 
@@ -103,3 +104,30 @@ def decode_xywh(y_pred: tf.Tensor, cfg: YoloConfig, scale: int) -> tf.Tensor:
     grid_wh = grid_size_wh(shape)
     in_cells = decode_cells(flat, cfg, scale, anchor)
     return tf.concat([(in_cells[..., :2] + cell) / grid_wh, in_cells[..., 2:4] / grid_wh], axis=-1)
+
+
+def check_head_channels(shapes: Sequence[Sequence[int | None]], cfg: YoloConfig) -> None:
+    """Raise ``ValueError`` unless the heads fit ``cfg``: one per scale, ``A · (5 + C)`` channels.
+
+    A config written for another class or anchor count would otherwise decode boxes from
+    misaligned channels without an error whenever the reshape to ``5 + C`` happens to divide.
+    Checks static shapes (when tracing, or a Keras model's ``outputs``): free at run time.
+
+    Args:
+        shapes: per output the ``(b, gh, gw, channels)`` shape; unknown dimensions pass.
+    """
+    if len(shapes) != cfg.num_scales:
+        raise ValueError(
+            f"the model has {len(shapes)} outputs, the config {cfg.num_scales} scales (strides "
+            f"{cfg.strides}): was the config written for another model?"
+        )
+    count, classes = cfg.anchors_per_scale, cfg.num_classes
+    expected = count * (5 + classes)
+    for scale, shape in enumerate(shapes):
+        channels = tuple(shape)[-1] if shape is not None and len(tuple(shape)) else None
+        if channels is not None and channels != expected:
+            raise ValueError(
+                f"model output {scale} has {channels} channels, the config expects A·(5 + C) = "
+                f"{count}·(5 + {classes}) = {expected} (anchors_per_scale={count}, "
+                f"num_classes={classes}): was the config written for another model?"
+            )

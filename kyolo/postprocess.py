@@ -8,18 +8,20 @@ import tensorflow as tf
 
 from kyolo.boxes import xywh_to_xyxy
 from kyolo.config import YoloConfig
-from kyolo.decode import decode_xywh
+from kyolo.decode import check_head_channels, decode_xywh
 
 
 def decode_outputs(outputs: Sequence[tf.Tensor], cfg: YoloConfig) -> tuple[tf.Tensor, tf.Tensor]:
     """Every scale's slots as candidate boxes with per-class scores.
 
     Args:
-        outputs: per scale the raw ``(b, gh, gw, A * (5 + C))`` model output.
+        outputs: per scale the raw ``(b, gh, gw, A * (5 + C))`` model output; other channel
+            counts are a ``ValueError`` (:func:`kyolo.decode.check_head_channels`).
     Returns:
         ``boxes (b, N, 4)`` xyxy normalised to the network input and ``scores (b, N, C)`` =
         σ(objectness) · σ(class), ``N`` = all slots of all scales.
     """
+    check_head_channels([output.shape for output in outputs], cfg)
     all_boxes, all_scores = [], []
     for scale, output in enumerate(outputs):
         shape = tf.shape(output)

@@ -9,7 +9,8 @@ assigned slots, the *positives*) and a multi-hot class vector: ``5 + C`` values.
 
 * ``ignore_against="scale"``: ``(gh, gw, A, 5 + C)``;
 * ``ignore_against="image"``: ``(S + max_boxes, 5 + C)`` — the same grid flattened, followed by
-  the image's box list padded to ``max_boxes`` rows: ``x, y, w, h, valid, 0, ...``. The loss
+  the image's box list padded to ``max_boxes`` rows: ``x, y, w, h, valid, 0, ...``, real boxes
+  first (:func:`box_list_index`). The loss
   needs every box of the image for the ignore mask and a Keras loss only sees its own output's
   ``y_true``, so the boxes travel inside it.
 
@@ -78,6 +79,14 @@ def box_list(boxes: tf.Tensor, valid: tf.Tensor, width: int) -> tf.Tensor:
     return tf.pad(rows, [[0, 0], [0, width - BOX_LIST_COLUMNS]])
 
 
+def box_list_index(valid: tf.Tensor) -> tf.Tensor:
+    """``(..., n)`` int32 row of each box in its image's box list: the real boxes (``valid``)
+    packed first, in their order, so that padding rows beyond ``max_boxes`` need no row; a
+    padding box gets row 0, where its all-zero :func:`box_list` row changes nothing."""
+    rows = tf.math.cumsum(tf.cast(valid, tf.int32), axis=-1) - 1
+    return tf.where(valid, rows, 0)
+
+
 def target_grid(y_true: tf.Tensor, cfg: YoloConfig) -> tf.Tensor:
     """The slot grid ``(b, S, 5 + C)``, ``S = gh*gw*A``, of a batch of dense ``y_true``."""
     y_true = tf.cast(y_true, tf.float32)
@@ -125,7 +134,8 @@ def positive_slots(objectness: tf.Tensor, count: int) -> tuple[tf.Tensor, tf.Ten
 
     A fixed ``count`` of rows per image, so it compiles under XLA. ``count`` must bound every
     image's positives (``cfg.max_positives``); more is an error, never a silent truncation
-    (checked eagerly and in graphs; XLA drops asserts, where the encoder's cap guards instead).
+    (checked eagerly and in graphs; XLA drops asserts, so :class:`kyolo.losses.YoloLoss` also
+    makes that image's loss NaN).
 
     Args:
         objectness: ``(b, S)`` target objectness, ``> 0`` at assigned slots.

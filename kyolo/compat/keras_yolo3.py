@@ -57,6 +57,12 @@ def preprocess_true_boxes(
     agree whenever padding rows are trailing, as keras-yolo3's own data loader produces them.
     """
     true_boxes = np.asarray(true_boxes, np.float32)
+    if true_boxes.ndim != 3 or true_boxes.shape[-1] != 5:
+        hint = ": one image? Pass true_boxes[None]" if true_boxes.ndim == 2 else ""
+        raise ValueError(
+            "preprocess_true_boxes: true_boxes must be (m, T, 5) x_min, y_min, x_max, y_max, "
+            f"class rows for m images, got shape {true_boxes.shape}{hint}"
+        )
     height, width = int(input_shape[0]), int(input_shape[1])
     cfg = keras_yolo3_config(anchors, num_classes, (height, width), max(1, true_boxes.shape[1]))
     size = np.array([width, height], np.float32)

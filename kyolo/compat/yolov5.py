@@ -106,7 +106,8 @@ def compute_loss(
     Args:
         p: per scale raw predictions ``(b, na, ny, nx, 5 + nc)`` with static shapes (channel
             order x, y, w, h, obj, classes).
-        targets: ``(n, 6)`` rows ``[image, class, x, y, w, h]``, xywh normalised to the input.
+        targets: ``(n, 6)`` rows ``[image, class, x, y, w, h]``, xywh normalised to the input
+            (another shape is a ``ValueError``; a NaN or ±Inf anywhere makes the loss NaN).
         anchors: ``(nl, na, 2)`` anchors in pixels (constants, like ``strides`` and ``hyp``).
         strides: e.g. ``[8, 16, 32]``.
         hyp: see :func:`yolov5_config`.
@@ -117,7 +118,13 @@ def compute_loss(
         ``tf.distribute`` replica contexts (there the batch factor would be the global batch).
     """
     shapes = [tuple(pi.shape) for pi in p]
-    targets = tf.reshape(tf.cast(targets, tf.float32), [-1, 6])
+    targets = tf.cast(targets, tf.float32)
+    if not targets.shape.is_compatible_with([None, 6]):
+        raise ValueError(
+            "compute_loss: targets must be (n, 6) rows [image, class, x, y, w, h], got shape "
+            f"{tuple(targets.shape)}"
+        )
+    targets = tf.ensure_shape(targets, [None, 6])
     cfg = yolov5_config(shapes, anchors, strides, hyp)
     if targets.shape[0] is not None:
         # Only the assigned slots, as YOLOv5 keeps them; an image cannot hold more boxes than the
@@ -130,6 +137,9 @@ def compute_loss(
         parts = YoloLoss(cfg, scale, head_layout="anchors").components(y_true[scale], pi)
         for key, value in parts.items():
             totals[key] += tf.reduce_mean(value)
-    loss = totals["box"] + totals["obj"] + totals["cls"]
-    items = tuple(tf.stop_gradient(totals[key]) / batch for key in ("box", "obj", "cls"))
+    # A non-finite row would drop out of the assignment (NaN compares false) and leave a finite
+    # loss; YOLOv5 gives NaN for a NaN x or y (the IoU of a NaN box), kyolo for any such row.
+    poison = tf.where(tf.reduce_all(tf.math.is_finite(targets)), 0.0, float("nan"))
+    loss = totals["box"] + totals["obj"] + totals["cls"] + poison
+    items = tuple(tf.stop_gradient(totals[key]) / batch + poison for key in ("box", "obj", "cls"))
     return loss, items

@@ -30,8 +30,15 @@ from kyolo.encode.scatter import (
     slot_ranks,
     sort_by_slot,
 )
-from kyolo.encode.validate import check_boxes
-from kyolo.targets import box_list, slot_rows, target_shape, target_width
+from kyolo.encode.validate import check_boxes, check_row_shapes, checked_shapes
+from kyolo.targets import (
+    batch_index,
+    box_list,
+    box_list_index,
+    slot_rows,
+    target_shape,
+    target_width,
+)
 
 Candidates = Callable[[tf.Tensor, YoloConfig], tuple[tf.Tensor, tf.Tensor, tf.Tensor]]
 """An assigner: ``(boxes (n, 4), cfg)`` → ``slot, keep, row``, each ``(S, k)``, one row per scale.
@@ -60,14 +67,15 @@ def encode_targets(boxes: tf.Tensor, classes: tf.Tensor, cfg: YoloConfig) -> tup
 
     Args:
         boxes: ``(n, 4)`` float ``x, y, w, h`` normalised to the input image; rows with ``w <= 0``
-            are padding. With ``ignore_against="image"``, ``n <= max_boxes``.
-        classes: ``(n,)`` integer class ids in ``[0, C)``.
+            are padding.
+        classes: ``(n,)`` class ids in ``[0, C)``, integers or whole floats.
     Returns:
         One target per scale, shape :func:`kyolo.targets.target_shape`.
     """
+    boxes, classes = checked_shapes(boxes, classes, batched=False)
     boxes = tf.cast(boxes, tf.float32)
-    classes = tf.cast(classes, tf.int32)
     valid = check_boxes(boxes, classes, cfg)
+    classes = tf.cast(classes, tf.int32)
     slot, keep, row = ASSIGNERS[cfg.assigner](boxes, cfg)
     sentinel = max(cfg.cells(s) for s in range(cfg.num_scales))
     order = sort_by_slot(slot, keep & tf.gather(valid, row), sentinel)
@@ -104,7 +112,8 @@ def encode_rows(
 
     Fixed shapes and no string ops, so it compiles under XLA; it runs no
     :func:`~kyolo.encode.validate.check_boxes` (rows whose image is outside ``[0, batch)`` or
-    whose ``w <= 0`` are dropped). Candidates keep the assigner's order across the whole list, as
+    whose ``w <= 0`` are dropped; a class id that is not a whole number in ``[0, C)`` sets no
+    class). Candidates keep the assigner's order across the whole list, as
     YOLOv5's ``build_targets`` does. Used by :mod:`kyolo.compat.yolov5`.
 
     Args:
@@ -118,6 +127,8 @@ def encode_rows(
         (possible here: nothing caps its boxes at ``max_boxes``) raises
         ``InvalidArgumentError``, except under XLA, which drops asserts.
     """
+    image, boxes, classes = (tf.convert_to_tensor(v) for v in (image, boxes, classes))
+    check_row_shapes(image, boxes, classes)
     image = tf.cast(image, tf.int32)
     boxes = tf.cast(boxes, tf.float32)
     valid = (image >= 0) & (image < batch) & (boxes[:, 2] > 0)
@@ -128,7 +139,7 @@ def encode_rows(
     slot = slot + tf.gather(tf.where(valid, image, 0), row) * cells
     order = sort_by_slot(slot, keep & tf.gather(valid, row), batch * int(cells.max()), False)
     row = tf.gather(row, order.perm, batch_dims=1)
-    # Unchecked classes: one outside [0, C) sets no class, as a one-hot encoding would.
+    # Unchecked classes: an unknown id sets no class, as a one-hot encoding would.
     boxes, classes = tf.gather(boxes, row), tf.gather(known_classes(classes, cfg.num_classes), row)
     width = target_width(cfg)
     if cfg.target_layout == "dense":
@@ -164,22 +175,21 @@ def encode_batch(boxes: tf.Tensor, classes: tf.Tensor, cfg: YoloConfig) -> tuple
 
     Args:
         boxes: ``(b, n, 4)`` float ``x, y, w, h`` normalised to the input image, ``b`` static;
-            rows with ``w <= 0`` are padding. With ``ignore_against="image"``, ``n <= max_boxes``.
-        classes: ``(b, n)`` integer class ids in ``[0, C)``.
+            rows with ``w <= 0`` are padding.
+        classes: ``(b, n)`` class ids in ``[0, C)``, integers or whole floats.
     Returns:
         Per scale, ``(b, ...)`` ``y_true`` in ``cfg``'s layout.
     """
+    boxes, classes = checked_shapes(boxes, classes, batched=True)
     boxes = tf.cast(boxes, tf.float32)
-    classes = tf.cast(classes, tf.int32)
-    batch, per_image = boxes.shape[0], boxes.shape[1]
+    batch = boxes.shape[0]
     if batch is None:
         raise ValueError(
             "kyolo.encode: encoding a batch needs a static batch size: "
             "Dataset.batch(b, drop_remainder=True) before the map"
         )
-    if cfg.ignore_against == "image" and per_image is not None and per_image > cfg.max_boxes:
-        raise ValueError(f"kyolo.encode: {per_image} box rows per image, more than max_boxes")
     valid = check_boxes(boxes, classes, cfg)  # (b, n)
+    classes = tf.cast(classes, tf.int32)
     image = tf.repeat(tf.range(batch), tf.shape(boxes)[1])
     # encode_rows drops rows with w <= 0: padding rows (and NaN ones, rejected above) are zeroed.
     rows = tf.where(tf.reshape(valid, [-1, 1]), tf.reshape(boxes, [-1, 4]), 0.0)
@@ -188,7 +198,9 @@ def encode_batch(boxes: tf.Tensor, classes: tf.Tensor, cfg: YoloConfig) -> tuple
         return targets
     width = target_width(cfg)
     box_rows = tf.reshape(box_list(rows, tf.reshape(valid, [-1]), width), [batch, -1, width])
-    box_rows = tf.pad(box_rows, [[0, 0], [0, cfg.max_boxes - tf.shape(box_rows)[1]], [0, 0]])
+    box_rows = tf.scatter_nd(
+        batch_index(box_list_index(valid)), box_rows, [batch, cfg.max_boxes, width]
+    )
     return tuple(
         tf.concat([tf.reshape(target, [batch, -1, width]), box_rows], axis=1) for target in targets
     )

@@ -14,7 +14,8 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from kyolo.targets import BOX_LIST_COLUMNS, box_list
+from kyolo.encode.validate import class_faults
+from kyolo.targets import BOX_LIST_COLUMNS, box_list, box_list_index
 
 
 class SortedCandidates(NamedTuple):
@@ -120,14 +121,14 @@ def box_list_entries(
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """The image's box list as scalar updates (see :func:`candidate_entries`).
 
-    Box ``i`` writes ``x, y, w, h, valid`` (zeros for a padding box) to row ``first_rows[s] + i``
-    of each scale ``s``'s target.
+    Real box ``i`` writes ``x, y, w, h, 1`` to row ``first_rows[s] + box_list_index(valid)[i]``
+    of each scale ``s``'s target; a padding box writes zeros (:func:`kyolo.targets.box_list_index`).
 
     Returns:
         ``position (S, n * 5, 1)`` int32 and ``values (S, n * 5)`` float32.
     """
     values = box_list(boxes, valid, BOX_LIST_COLUMNS)
-    position = tf.range(tf.shape(boxes)[0])[:, None] * width + np.arange(BOX_LIST_COLUMNS)
+    position = box_list_index(valid)[:, None] * width + np.arange(BOX_LIST_COLUMNS)
     first = np.array(first_rows, np.int32)[:, None, None] * width  # (S, 1, 1)
     scales = len(first_rows)
     position = tf.reshape(position + first, [scales, -1, 1])
@@ -135,9 +136,13 @@ def box_list_entries(
 
 
 def known_classes(classes: tf.Tensor, num_classes: int) -> tf.Tensor:
-    """``classes`` as int32, -1 outside ``[0, C)`` (no class, as in a one-hot encoding)."""
-    classes = tf.cast(classes, tf.int32)
-    return tf.where((classes >= 0) & (classes < num_classes), classes, -1)
+    """``classes`` as int32, -1 (no class, as in a one-hot encoding) for an id that is not a whole
+    number in ``[0, C)``; compared in the ids' own dtype, so int64 ids do not wrap and float ones
+    are not truncated."""
+    classes = tf.convert_to_tensor(classes)
+    fraction, outside = class_faults(classes, num_classes)
+    unknown = outside if fraction is None else outside | fraction
+    return tf.where(unknown, -1, tf.cast(classes, tf.int32))
 
 
 def scatter_max(shape: list[int], position: tf.Tensor, values: tf.Tensor) -> tf.Tensor:

@@ -21,6 +21,7 @@ import keras
 import tensorflow as tf
 
 from kyolo.config import YoloConfig
+from kyolo.decode import check_head_channels
 from kyolo.postprocess import DEFAULT_NMS, candidates, class_offset_nms
 
 POSTPROCESS_SCOPE = "postprocess"
@@ -40,6 +41,7 @@ def canvas_function(
     model: keras.Model, cfg: YoloConfig, max_detections: int = DEFAULT_NMS["max_detections"]
 ):
     """``detect(images, score_threshold, iou_threshold)`` → the module docstring's outputs."""
+    check_head_channels([output.shape for output in model.outputs], cfg)
 
     def detect(
         images: tf.Tensor, score_threshold: tf.Tensor, iou_threshold: tf.Tensor

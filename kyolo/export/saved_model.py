@@ -23,6 +23,7 @@ import keras
 import tensorflow as tf
 
 from kyolo.config import YoloConfig
+from kyolo.decode import check_head_channels
 from kyolo.geometry import letterbox, unletterbox_boxes
 from kyolo.postprocess import DEFAULT_NMS, detect
 from kyolo.saving import metadata_json, read_metadata_json
@@ -43,6 +44,7 @@ def serving_function(
 
     ``images``: ``(h, w, 3)`` or ``(b, h, w, 3)`` uint8; the thresholds are float32 scalars.
     """
+    check_head_channels([output.shape for output in model.outputs], cfg)
 
     def serve(images: tf.Tensor, score_threshold: tf.Tensor, iou_threshold: tf.Tensor):
         shape = tf.shape(images)

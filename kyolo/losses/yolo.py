@@ -85,6 +85,22 @@ def _nan_unless_finite(values: Any) -> tf.Tensor:
     return 0.0 * tf.reduce_sum(values, axis=list(range(1, values.shape.rank)))
 
 
+def _nan_if_truncated(positive: tf.Tensor, count: int) -> tf.Tensor:
+    """``(b,)`` float32: NaN for an image with more than ``count`` positive slots, 0 otherwise.
+
+    :func:`kyolo.targets.positive_slots` reads ``count`` rows of a dense target and asserts that
+    none is left out, but XLA drops asserts: under ``jit_compile=True`` this poison keeps a target
+    encoded for more boxes than the loss's ``max_boxes`` from losing positives silently. (Sparse
+    and ``ignore_against="image"`` targets hold ``max_boxes`` in their shape, checked when
+    tracing.) The same sum as the assert's, which XLA computes once.
+
+    Args:
+        positive: ``(b, S)`` dense target objectness, ``> 0`` at the positives.
+    """
+    positives = tf.reduce_sum(tf.cast(positive > 0, tf.int32), axis=-1)
+    return tf.where(positives > count, float("nan"), 0.0)
+
+
 @keras.saving.register_keras_serializable(package="kyolo")
 class YoloLoss(keras.losses.Loss):
     """YOLO loss of one output scale, as ``cfg.loss`` (:class:`kyolo.config.LossConfig`) says.
@@ -198,6 +214,8 @@ class YoloLoss(keras.losses.Loss):
         # Safe ratios and clamps (IoU of a NaN box is 0) would otherwise turn a non-finite input
         # into a finite, wrong loss; NaN makes it visible (e.g. to keras.callbacks.TerminateOnNaN).
         poison = _nan_unless_finite(y_true) + _nan_unless_finite(y_pred)
+        if cfg.target_layout == "dense":
+            poison += _nan_if_truncated(positive, cfg.max_positives(self.scale))
         return {key: value + poison for key, value in self._normalise(sums, positive).items()}
 
     def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:

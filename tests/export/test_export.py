@@ -1,7 +1,9 @@
 """Exports of a tiny detector: SavedModel, TFLite (builtin ops; float32, float16, int8) and ONNX
 give the Keras model's heads and the SavedModel's detections, and carry config and class names."""
 
+import importlib.util
 import os
+import re
 
 import keras
 import numpy as np
@@ -203,3 +205,35 @@ def test_a_keras_file_without_metadata_is_named(trained, tmp_path):
     model.save(tmp_path / "bare.keras")
     with pytest.raises(ValueError, match="bare.keras: no kyolo.json in the archive"):
         load_trained(tmp_path / "bare.keras")
+
+
+@pytest.mark.parametrize(
+    "num_classes, channels",
+    [(1, "3·(5 + 1) = 18"), (5, "3·(5 + 5) = 30")],
+    ids=["reshapes silently", "reshape error"],
+)
+def test_a_config_for_another_class_count_is_refused_at_export_and_detect(
+    trained, tmp_path, num_classes, channels
+):
+    # Before: nothing was raised for 1 class (the 24 channels of 3·(5 + 3) reshape into rows of
+    # 6: boxes decoded from misaligned channels); a bare reshape error for 5.
+    from kyolo.postprocess import detect
+
+    model, _, _ = trained
+    wrong = nano_config("yolov5", num_classes, 64)
+    message = re.escape(
+        f"model output 0 has 24 channels, the config expects A·(5 + C) = {channels}"
+    )
+    exports = [export_saved_model, export_tflite]
+    if importlib.util.find_spec("tf2onnx"):
+        exports.append(export_onnx)
+    for export in exports:
+        with pytest.raises(ValueError, match=message):
+            export(model, wrong, tmp_path / "model")
+        assert not os.path.exists(tmp_path / "model")
+    with pytest.raises(ValueError, match=message):
+        detect(model(canvases(wrong, 1)[0]), wrong)
+    names = [f"class {i}" for i in range(num_classes)]
+    save_model(model, tmp_path / "wrong.keras", cfg=wrong, class_names=names)
+    with pytest.raises(ValueError, match=message):
+        load_detector(tmp_path / "wrong.keras")(image())

@@ -1,6 +1,8 @@
 """YoloLoss against bad input: shapes that do not fit the config fail at trace time with expected
 versus got, and non-finite inputs make the image's loss NaN instead of being hidden."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -103,3 +105,89 @@ def test_a_non_finite_target_makes_that_image_loss_nan(name, value):
     y_true[1].reshape(-1)[-1] = value  # the encoder never writes this: a hand-made target
     per_image = YoloLoss(cfg, 0).call(tf.constant(y_true), logits(cfg)[0])
     assert np.isfinite(per_image[0]) and np.isnan(per_image[1])
+
+
+def twelve_boxes_on_one_scale():
+    """12 small boxes (the stride-8 scale's anchor (6, 8) px) in 12 cells of its 8x8 grid."""
+    cells = np.array([(row, col) for row in range(0, 8, 2) for col in range(0, 6, 2)])
+    centres = (cells[:, ::-1] + 0.5) / 8
+    sizes = np.tile([6 / 64, 8 / 64], (12, 1))
+    return np.concatenate([centres, sizes], axis=1).astype(np.float32), np.zeros(12, np.int32)
+
+
+@pytest.mark.parametrize("layout", ["dense", "sparse"])
+@pytest.mark.parametrize("name", LAYOUTS)
+def test_targets_with_more_positives_than_the_loss_allows_never_truncate_under_xla(name, layout):
+    # Targets encoded with max_boxes=16 (12 boxes on one scale), the loss built with max_boxes=8.
+    # Before: eager raised, but under jit_compile=True (XLA drops asserts) the dense "scale"
+    # layout's loss silently dropped 4 positives.
+    cfg = nano_config(name, 3, 64, f"target_layout={layout}")
+    y_true = stack_targets(cfg.replace(max_boxes=16), [twelve_boxes_on_one_scale()] * 2)
+    scale = 1  # stride 8
+    loss = YoloLoss(cfg, scale)
+    y_pred = logits(cfg)[scale]
+    compiled = tf.function(loss.call, jit_compile=True)
+    if (layout, cfg.ignore_against) != ("dense", "scale"):
+        # The target's shape holds max_boxes: a ValueError when tracing, XLA or not.
+        with pytest.raises(ValueError, match=r"y_true shape .* max_boxes=8"):
+            compiled(y_true[scale], y_pred)
+        return
+    assert np.sum(y_true[scale].numpy()[..., 4] > 0) == 24  # 12 per image: best anchor, one slot
+    with pytest.raises(tf.errors.InvalidArgumentError, match="more than 8 positive slots"):
+        loss.call(y_true[scale], y_pred)
+    per_image = compiled(y_true[scale], y_pred).numpy()
+    assert per_image.shape == (2,) and np.all(np.isnan(per_image)), per_image
+
+
+def test_targets_within_the_bound_give_the_same_loss_under_xla():
+    cfg = nano_config()
+    boxes, classes = twelve_boxes_on_one_scale()
+    y_true = stack_targets(cfg.replace(max_boxes=16), [(boxes[:8], classes[:8])] * 2)
+    y_pred = logits(cfg, value=0.3)[1]
+    loss = YoloLoss(cfg, 1)
+    want = loss.call(y_true[1], y_pred).numpy()
+    got = tf.function(loss.call, jit_compile=True)(y_true[1], y_pred).numpy()
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def yolov5_inputs(batch=2):
+    from kyolo.compat.yolov5 import yolov5_arguments
+
+    cfg = nano_config("yolov5")
+    p = [np.zeros((batch, 3, *cfg.grid_size(s), 8), np.float32) for s in range(cfg.num_scales)]
+    return p, yolov5_arguments(cfg)
+
+
+@pytest.mark.parametrize("shape", [(1, 5), (2, 7), (6,), (1, 1, 6)])
+def test_yolov5_compute_loss_names_targets_of_another_shape(shape):
+    # Before: (n, 5) and (6,) rows were silently reshaped to (·, 6) rows of other boxes.
+    from kyolo.compat.yolov5 import compute_loss
+
+    p, arguments = yolov5_inputs()
+    targets = np.full(shape, 0.5, np.float32)
+    message = f"targets must be (n, 6) rows [image, class, x, y, w, h], got shape {shape}"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        compute_loss(p, targets, *arguments)
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "xla"])
+@pytest.mark.parametrize("column", [2, 3, 4], ids=["x", "y", "w"])
+def test_yolov5_compute_loss_is_nan_for_a_non_finite_target(column, jit):
+    # Before: a NaN x or y gave a finite loss (the row fell out of the assignment); YOLOv5's
+    # ComputeLoss gives NaN (its IoU of a NaN box). A NaN w, which YOLOv5's ratio filter drops,
+    # is made NaN too: no non-finite input gives a finite loss.
+    from kyolo.compat.yolov5 import compute_loss
+
+    p, arguments = yolov5_inputs()
+    targets = np.array([[0, 1, 0.5, 0.5, 0.2, 0.3], [1, 2, 0.3, 0.6, 0.1, 0.2]], np.float32)
+
+    def loss_of(rows):
+        return compute_loss(p, rows, *arguments)
+
+    run = tf.function(loss_of, jit_compile=True) if jit else loss_of
+    loss, items = run(targets)
+    assert np.isfinite(float(loss)) and float(loss) > 0
+    targets[1, column] = np.nan
+    loss, items = run(targets)
+    assert np.isnan(float(loss)) and all(np.isnan(float(item)) for item in items)
