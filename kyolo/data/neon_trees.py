@@ -171,16 +171,14 @@ def make_neon_trees(
     """Tile the scenes in ``source_dir`` (see :func:`extract_scenes`) into a COCO dataset.
 
     Boxes are read with :func:`kyolo.data.voc.read_voc` (coordinates as written, every object must
-    be ``Tree``). Same arguments give byte-identical files.
+    be ``Tree``), then written by :func:`write_tiled_coco`. Same arguments give byte-identical
+    files.
 
     Args:
         source_dir: folder holding each scene's xml and image, and no other xml.
-        out_dir: created if missing; its ``images/``, ``annotations/`` and ``classes.txt`` are
-            replaced.
+        out_dir: see :func:`write_tiled_coco`.
         scenes: the scenes, in the order their tiles are numbered.
-        tile: target tile side in pixels (see :func:`tile_edges`).
-        min_visible: share of a box's area that must lie in a tile for the box to be kept there.
-        val_fraction, seed: see :func:`split_tiles`; the split is over all tiles of all scenes.
+        tile, min_visible, val_fraction, seed: see :func:`write_tiled_coco`.
 
     Returns:
         The paths of the dataset.
@@ -189,9 +187,42 @@ def make_neon_trees(
     by_image = {
         os.path.basename(a.image_path): a for a in read_voc(source_dir, source_dir, CLASS_NAMES)
     }
+    return write_tiled_coco(
+        [by_image[scene.image] for scene in scenes],
+        out_dir,
+        tile=tile,
+        min_visible=min_visible,
+        val_fraction=val_fraction,
+        seed=seed,
+    )
+
+
+def write_tiled_coco(
+    annotations: Sequence[Annotation],
+    out_dir: str | os.PathLike,
+    *,
+    tile: int = 256,
+    min_visible: float = 0.5,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+) -> NeonTreesPaths:
+    """Cut each annotated image into tiles and write them as a one-class COCO dataset.
+
+    Args:
+        annotations: the scenes, in the order their tiles are numbered; class ids index
+            :data:`CLASS_NAMES`.
+        out_dir: created if missing; its ``images/``, ``annotations/`` and ``classes.txt`` are
+            replaced.
+        tile: target tile side in pixels (see :func:`tile_edges`).
+        min_visible: share of a box's area that must lie in a tile for the box to be kept there.
+        val_fraction, seed: see :func:`split_tiles`; the split is over all tiles of all scenes
+            (``val_fraction=0`` writes every tile to train and an empty val).
+
+    Returns:
+        The paths of the dataset.
+    """
     tiles: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
-    for scene in scenes:
-        annotation = by_image[scene.image]
+    for annotation in annotations:
         tiles.extend(_tile_scene(annotation, tile, min_visible))
     train, val = split_tiles(len(tiles), val_fraction, seed)
 
