@@ -94,3 +94,18 @@ def test_unknown_precision():
     with pytest.raises(ValueError, match=r"unknown precision 'float16'; choose from \('float32'"):
         with distribute.precision_policy("float16"):
             pass
+
+
+def test_mixed_precision_models_output_float32_logits():
+    from kyolo.models import build_model
+    from tests.helpers import nano_config
+
+    cfg = nano_config("yolov5", 3, 64)
+    with distribute.precision_policy("mixed_bfloat16"):
+        model = build_model("nano", cfg, width=8)
+    outputs = model(np.zeros((1, 64, 64, 3), np.float32))
+    assert [o.dtype for o in outputs] == ["float32"] * cfg.num_scales
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    heads = {f"scale_{s}" for s in range(cfg.num_scales)}
+    assert {la.compute_dtype for la in convs if la.name not in heads} == {"bfloat16"}
+    assert {la.compute_dtype for la in convs if la.name in heads} == {"float32"}
