@@ -125,26 +125,32 @@ def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
     return strategy.extended._in_multi_worker_mode()  # TF's own test of the same (private)
 
 
+def _replica_spec(spec: tf.TypeSpec) -> tf.TypeSpec:
+    """The spec of one replica's batch (a worker with several devices has per-replica specs)."""
+    return spec._value_specs[0] if hasattr(spec, "_value_specs") else spec
+
+
 def patch_multi_worker(model: keras.Model, strategy: tf.distribute.Strategy) -> None:
     """Let ``model.fit`` / ``evaluate`` run under a multi-worker strategy (keras-team/keras#20585).
 
-    Keras 3.15 fails there twice: (1) its symbolic build reduces the first batch, a nested
-    structure, with one ``strategy.reduce`` call, which the collective ops refuse; only shapes
-    are needed, so this build reads the local replica's batch instead. (2) It averages each
-    replica's logs with ``strategy.reduce("MEAN", v, axis=0)``, which fails on scalars; the steps
-    here return every log as a ``(1,)`` tensor, whose mean over that axis and the replicas is
-    the mean over replicas Keras means. A no-op for other strategies.
+    Keras 3.15 fails there twice: (1) its symbolic build (variables of the metrics and the
+    optimizer, created before the first step) reduces the first batch, a nested structure, with
+    one ``strategy.reduce`` call, which the collective ops refuse. Only shapes and dtypes are
+    needed: this build reads them from the dataset's element spec, without starting an
+    iteration (which would also reshuffle the data once more than a single process does, so the
+    runs would not see the same batches). (2) Keras averages each replica's logs with
+    ``strategy.reduce("MEAN", v, axis=0)``, which fails on scalars; the steps here return every
+    log as a ``(1,)`` tensor, whose mean over that axis and the replicas is the mean over replicas
+    Keras means. A no-op for other strategies.
     """
     if not is_multi_worker(strategy):
         return
 
     def symbolic_build(self: keras.Model, iterator: Any = None, data_batch: Any = None) -> None:
         if iterator is not None:
-            for _, _, batches in iterator:
-                data_batch = tf.nest.map_structure(
-                    lambda value: strategy.experimental_local_results(value)[0], next(batches)
-                )
-                break
+            # Keras' TFEpochIterator keeps the distributed dataset in a private attribute.
+            spec = iterator._distributed_dataset.element_spec
+            data_batch = tf.nest.map_structure(_replica_spec, spec)
         with strategy.scope():
             self._symbolic_build(data_batch=data_batch)
 
@@ -152,8 +158,8 @@ def patch_multi_worker(model: keras.Model, strategy: tf.distribute.Strategy) -> 
     for name in ("train_step", "test_step"):
         step = getattr(model, name)
 
-        def vector_logs(data: Any, step: Callable[[Any], dict] = step) -> dict[str, tf.Tensor]:
-            return {key: tf.reshape(value, [1]) for key, value in step(data).items()}
+        def vector_logs(data: Any, step: Callable[[Any], dict] = step) -> dict[str, Any]:
+            return tf.nest.map_structure(lambda value: tf.reshape(value, [1]), step(data))
 
         setattr(model, name, vector_logs)
 
