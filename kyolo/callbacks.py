@@ -97,6 +97,10 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     ``double_checkpoint`` is not needed and is ignored. Same arguments otherwise, and:
 
     Args:
+        restore_dir: where a restore reads the backup from (default: ``backup_dir``). A
+            multi-worker run's non-chief workers back up into their temporary folders and
+            restore from the chief's backup, so that every worker resumes from the same weights
+            and epoch (:mod:`kyolo.distribute`).
         swap_ema: the run's ``keras.callbacks.SwapEMAWeights(swap_on_epoch=True)``, if any. That
             callback must come first (so that validation, mAP and checkpoints see the EMA
             weights), so the backup is taken with the EMA weights in the model and the raw ones
@@ -108,10 +112,12 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         self,
         backup_dir: str,
         swap_ema: keras.callbacks.SwapEMAWeights | None = None,
+        restore_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(backup_dir, **kwargs)
         self.swap_ema = swap_ema
+        self.restore_dir = restore_dir or backup_dir
 
     def _save_model(self) -> None:
         os.makedirs(self.backup_dir, exist_ok=True)
@@ -132,15 +138,18 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
                 os.remove(old)
 
     def _load_model(self) -> None:
-        if not os.path.isfile(self._training_metadata_path):
+        metadata_path = os.path.join(
+            self.restore_dir, os.path.basename(self._training_metadata_path)
+        )
+        if not os.path.isfile(metadata_path):
             return super()._load_model()  # nothing backed up yet
-        with open(self._training_metadata_path) as f:
+        with open(metadata_path) as f:
             metadata = json.load(f)
         if "weights" not in metadata:
             return super()._load_model()  # a backup written by keras' own callback
         if self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
-        self.model.load_weights(os.path.join(self.backup_dir, metadata["weights"]))
+        self.model.load_weights(os.path.join(self.restore_dir, metadata["weights"]))
         if metadata.get("ema_in_model"):
             if self.swap_ema is None:
                 raise ValueError(
@@ -226,9 +235,11 @@ class ProgressLogger(keras.callbacks.Callback):
         self.stream.flush()
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        # A distributed dataset's length is unknown to Keras until its first epoch ends.
+        steps = f" of {self.params['steps']} steps" if self.params.get("steps") else ""
         self._write(
-            f"training {self.params['epochs']} epochs of {self.params['steps']} steps; the first "
-            "steps also build the graph\n"
+            f"training {self.params['epochs']} epochs{steps}; the first steps also build the "
+            "graph\n"
         )
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -236,9 +247,9 @@ class ProgressLogger(keras.callbacks.Callback):
         self._epoch = epoch
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        if not self.bar:
+        steps = self.params.get("steps")
+        if not self.bar or not steps:
             return
-        steps = self.params["steps"]
         done = int(30 * (batch + 1) / steps)
         loss = f" loss {logs['loss']:.4f}" if logs and "loss" in logs else ""
         self._write(

@@ -121,14 +121,18 @@ class _Record(keras.callbacks.Callback):
         self.val_loss = logs["val_loss"]
 
 
-def _fit(tmp_path, name, extra=(), swap_aware=True):
+def _fit(tmp_path, name, extra=(), swap_aware=True, restore_from=None):
     x = np.random.default_rng(1).normal(size=(32, 4)).astype(np.float32)
     y = x @ np.array([[1.0], [-1.0], [0.5], [2.0]], np.float32)
     model = _tiny_model()
     model.compile(build_optimizer("sgd", 0.05, ema=True, ema_decay=0.9, ema_ramp=2.0), loss="mse")
     swap = keras.callbacks.SwapEMAWeights(swap_on_epoch=True)
     record = _Record()
-    backup = AtomicBackupAndRestore(str(tmp_path / name), swap_ema=swap if swap_aware else None)
+    backup = AtomicBackupAndRestore(
+        str(tmp_path / name),
+        swap_ema=swap if swap_aware else None,
+        restore_dir=str(tmp_path / restore_from) if restore_from else None,
+    )
     model.fit(
         x, y, batch_size=8, epochs=3, shuffle=False, validation_data=(x, y), verbose=0,
         callbacks=[swap, record, backup, *extra],
@@ -159,3 +163,17 @@ def test_backup_restores_raw_weights_under_ema(tmp_path):
         _fit(tmp_path, "unaware", extra=[_Crash()])
     with pytest.raises(ValueError, match="pass the run's SwapEMAWeights"):
         _fit(tmp_path, "unaware", swap_aware=False)
+
+
+def test_backup_restores_from_another_folder(tmp_path):
+    """A multi-worker run's non-chief worker: backs up into its own folder, restores the chief's."""
+    straight, _, _ = _fit(tmp_path, "straight")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _fit(tmp_path, "chief", extra=[_Crash()])
+    resumed, record, _ = _fit(tmp_path, "worker", restore_from="chief")
+    assert len(record.weights) == 1  # epochs 1-2 restored from the chief's backup, 3 trained
+    assert int(resumed.optimizer.iterations) == 12
+    for a, b in zip(straight.trainable_variables, resumed.trainable_variables, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+    assert not (tmp_path / "worker").exists()  # removed at the end, as Keras' own backup
+    assert (tmp_path / "chief" / "training_metadata.json").is_file()  # the chief's: untouched

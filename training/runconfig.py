@@ -192,11 +192,14 @@ def check_resume(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
 
 def check_out(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Refuse a non-empty ``--out`` unless ``--resume`` or ``--exist-ok`` says what to do with it
-    (exit status 2, nothing written)."""
+    (exit status 2, nothing written). The temporary folders of a multi-worker run's other workers
+    (``workertemp_*``, :func:`kyolo.distribute.write_dir`), which they may create first, don't
+    count."""
     out = args.out
     if os.path.exists(out) and not os.path.isdir(out):
         parser.error(f"--out {out}: exists and is not a folder")
-    held = sorted(os.listdir(out)) if os.path.isdir(out) else []
+    listed = sorted(os.listdir(out)) if os.path.isdir(out) else []
+    held = [name for name in listed if not name.startswith("workertemp_")]
     if held and not (args.resume or args.exist_ok):
         shown = ", ".join(held[:4]) + (", ..." if len(held) > 4 else "")
         parser.error(

@@ -50,8 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size",
         type=batch_size,
         default="auto",
-        help="images per step, or 'auto': 16, halved (down to 4) until an epoch has 20 steps "
-        "(kyolo.recipe.auto_batch_size)",
+        help="images per step and replica, or 'auto': 16, halved (down to 4) until an epoch has "
+        "20 steps (kyolo.recipe.auto_batch_size)",
     )
     parser.add_argument(
         "--img-size", type=int, nargs="+", default=[128], help="input size: S or H W"
@@ -75,8 +75,39 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval-every", type=int, default=5, help="epochs between mAP evals")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=DEFAULT_OUT)
-    parser.add_argument("--strategy", choices=("default", "mirrored"), default="default")
+    add_device_arguments(parser)
     return parser
+
+
+def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where and how the steps run: ``tf.distribute`` strategy, BatchNorm sync, precision, XLA."""
+    from kyolo.distribute import PRECISIONS, STRATEGIES
+
+    parser.add_argument(
+        "--strategy",
+        choices=sorted(STRATEGIES),
+        default="default",
+        help="one device; every GPU here (mirrored); every machine of TF_CONFIG (multiworker, one "
+        "process each); a Cloud TPU (tpu, untested). --batch-size is per replica: a step takes "
+        "batch size x replicas images (docs/distributed.md)",
+    )
+    parser.add_argument(
+        "--sync-bn",
+        action="store_true",
+        help="BatchNorm statistics over all replicas' images (as one device with the global batch)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="float32",
+        help="Keras dtype policy; mixed_float16 scales the loss (LossScaleOptimizer)",
+    )
+    parser.add_argument(
+        "--jit",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="compile the steps with XLA; default: Keras' choice (XLA on a GPU/TPU, not on a CPU)",
+    )
 
 
 def parse_args(
@@ -100,6 +131,11 @@ def parse_args(
         parser.error(f"augmentation: {err}")
     if args.anchors not in ("auto", "preset") and not ANCHOR_PAIRS.fullmatch(args.anchors):
         parser.error(f"--anchors must be 'auto', 'preset' or 'w,h w,h ...', got {args.anchors!r}")
+    if args.strategy == "multiworker" and "TF_CONFIG" not in os.environ:
+        parser.error(
+            "--strategy multiworker needs TF_CONFIG (the cluster and this task; "
+            "docs/distributed.md)"
+        )
     check_data_paths(parser, args)
     check_finetune_arguments(parser, args)
     return args
@@ -319,6 +355,14 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
         ProgressLogger,
     )
     from kyolo.data.pipeline import check_images, make_dataset
+    from kyolo.distribute import (
+        distribute_dataset,
+        get_strategy,
+        global_batch_size,
+        is_multi_worker,
+        patch_multi_worker,
+        precision_policy,
+    )
     from kyolo.encode import target_encoder
     from kyolo.export import export_saved_model
     from kyolo.finetune import Unfreeze
@@ -330,35 +374,53 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
     from kyolo.saving import atomic_path, save_model
 
     started = time.time()
+    try:
+        strategy = get_strategy(args.strategy)  # multiworker: before any other TensorFlow op
+    except ValueError as err:  # no TPU found, a malformed TF_CONFIG
+        raise InvalidInput(f"--strategy {args.strategy}: {err}") from err
     keras.utils.set_random_seed(args.seed)
-    os.makedirs(args.out, exist_ok=True)
+    out = run_dir(args)
     train_ann, val_ann, names, cfg = prepare(args)
+    replicas = strategy.num_replicas_in_sync
     if args.batch_size == "auto":
-        args.batch_size = auto_batch_size(len(train_ann))
+        args.batch_size = auto_batch_size(-(-len(train_ann) // replicas))
         LOG.info("batch size %d (auto, %d training images)", args.batch_size, len(train_ann))
+    batch = global_batch_size(args.batch_size, strategy)
+    LOG.info(
+        "strategy %s: %d replicas x %d images = global batch %d",
+        args.strategy,
+        replicas,
+        args.batch_size,
+        batch,
+    )
     augment = augmentation(args)
     encode = target_encoder(cfg)
-    train_ds = make_dataset(
-        train_ann,
-        cfg,
-        batch_size=args.batch_size,
-        training=True,
-        seed=args.seed,
-        augment=augment,
-        encode=encode,
-    )
-    val_ds = make_dataset(val_ann, cfg, batch_size=args.batch_size, training=False, encode=encode)
-    map_ds = make_dataset(val_ann, cfg, batch_size=args.batch_size, training=False)
 
-    strategy = (
-        tf.distribute.MirroredStrategy()
-        if args.strategy == "mirrored"
-        else tf.distribute.get_strategy()
-    )
-    steps = int(np.ceil(len(train_ann) / args.batch_size))
+    def train_data(context):
+        return make_dataset(
+            train_ann,
+            cfg,
+            batch_size=batch,
+            training=True,
+            seed=args.seed,
+            augment=augment,
+            encode=encode,
+            input_context=context,
+        )
+
+    def val_data(context):
+        return make_dataset(
+            val_ann, cfg, batch_size=batch, training=False, encode=encode, input_context=context
+        )
+
+    train_ds = distribute_dataset(strategy, train_data)
+    val_ds = distribute_dataset(strategy, val_data)
+    map_ds = make_dataset(val_ann, cfg, batch_size=batch, training=False)
+
+    steps = int(np.ceil(len(train_ann) / batch))
     lr = DEFAULTS[args.optimizer]["learning_rate"] if args.lr is None else args.lr
-    with strategy.scope():
-        model = build_model(args.model, cfg)
+    with strategy.scope(), precision_policy(args.precision):
+        model = build_model(args.model, cfg, sync_bn=args.sync_bn)
         if args.weights:
             load_weights(args, model, cfg)
         schedule = cosine_schedule(lr, args.epochs * steps, int(args.warmup_epochs * steps))
@@ -378,13 +440,21 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
             optimizer=optimizer,
             loss=losses,
             metrics=[[YoloLossComponents(loss)] for loss in losses],
+            jit_compile="auto" if args.jit is None else args.jit,
         )
         frozen = freeze_layers(args, model) if args.freeze else []
-    backup_dir = os.path.join(args.out, "backup")
+    patch_multi_worker(model, strategy)
+    # Every worker restores from the chief's backup and starts from its history (on a shared
+    # filesystem); each writes into its own ``out`` (docs/distributed.md).
+    restore_dir = os.path.join(args.out, "backup")
+    backup_dir = os.path.join(out, "backup")
     history_csv = os.path.join(args.out, "history.csv")
-    if not os.path.isdir(backup_dir) and os.path.exists(history_csv):
+    resuming = os.path.isdir(restore_dir)
+    if not resuming and os.path.exists(history_csv) and out == args.out:
         os.remove(history_csv)  # a fresh run, not a resumed one: start the history anew
-    done = read_history(history_csv) if os.path.exists(history_csv) else {}
+    done = read_history(history_csv) if resuming and os.path.exists(history_csv) else {}
+    if done and out != args.out:  # a resumed worker carries the chief's history on, as it does
+        shutil.copyfile(history_csv, os.path.join(out, "history.csv"))
     # The backup is the commit of an epoch, so it comes after every writer of that epoch: a kill
     # before it repeats the epoch (read_history keeps its last row), never loses one. The EMA
     # swap comes first, so that val_loss, mAP and checkpoints are those of the EMA weights.
@@ -395,15 +465,15 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
         CocoMeanAveragePrecision(map_ds, cfg, frequency=args.eval_every),
         ProgressLogger(),
         AtomicModelCheckpoint(
-            os.path.join(args.out, "best.keras"),
+            os.path.join(out, "best.keras"),
             monitor="val_mAP50",
             mode="max",
             save_best_only=True,
             initial_value_threshold=max(done.get("val_mAP50", [None])),  # resumed: beat that
         ),
-        keras.callbacks.TensorBoard(os.path.join(args.out, "logs")),
-        HistoryCSV(history_csv),
-        AtomicBackupAndRestore(backup_dir, swap_ema=swap_ema),
+        keras.callbacks.TensorBoard(os.path.join(out, "logs")),
+        HistoryCSV(os.path.join(out, "history.csv")),
+        AtomicBackupAndRestore(backup_dir, swap_ema=swap_ema, restore_dir=restore_dir),
         *extra_callbacks,
     ]
     try:
@@ -419,10 +489,14 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
         # tf.data cannot say which file it failed to decode; a full decoding pass can.
         check_images([*train_ann, *val_ann])
         raise
-    save_model(model, os.path.join(args.out, "model.keras"), cfg=cfg, class_names=names)
-    export_saved_model(model, cfg, os.path.join(args.out, "serving"), class_names=names)
-    served = evaluate_saved_model(os.path.join(args.out, "serving"), val_ann, len(names))
-    logs = read_history(history_csv)  # every epoch, also those before a resume
+    except (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.InternalError) as err:
+        if not is_multi_worker(strategy):
+            raise
+        raise ClusterFailure(cluster_failure(err, args.out)) from err
+    save_model(model, os.path.join(out, "model.keras"), cfg=cfg, class_names=names)
+    export_saved_model(model, cfg, os.path.join(out, "serving"), class_names=names)
+    served = evaluate_saved_model(os.path.join(out, "serving"), val_ann, len(names))
+    logs = read_history(os.path.join(out, "history.csv"))  # every epoch, also before a resume
     metrics = {
         "wall_time_s": round(time.time() - started, 1),
         "epochs": args.epochs,
@@ -437,9 +511,9 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
         "args": vars(args),
     }
     check_metrics(metrics)
-    with atomic_path(os.path.join(args.out, "metrics.json")) as temp, open(temp, "w") as f:
+    with atomic_path(os.path.join(out, "metrics.json")) as temp, open(temp, "w") as f:
         json.dump(metrics, f, indent=2)
-    plot_curves(metrics["history"], os.path.join(args.out, "curves.png"))
+    plot_curves(metrics["history"], os.path.join(out, "curves.png"))
     return metrics
 
 
@@ -458,6 +532,40 @@ def check_metrics(metrics: dict[str, Any]) -> None:
             raise ValueError(f"metrics.json not written: {label} = {value} is not finite")
         if "mAP50" in name and not 0 <= value <= 1:
             raise ValueError(f"metrics.json not written: {label} = {value} is outside [0, 1]")
+
+
+def run_dir(args: argparse.Namespace) -> str:
+    """Where this process writes (:func:`kyolo.distribute.write_dir`), created.
+
+    A non-chief worker generates DigitsDet in its own folder, not in the chief's ``OUT/data``,
+    which the chief is writing at the same time.
+    """
+    from kyolo.distribute import write_dir
+
+    out = write_dir(args.out)
+    if out != args.out and args.data_format == "digits" and not args.data_dir:
+        args.data_dir = os.path.join(out, "data")
+    os.makedirs(out, exist_ok=True)
+    return out
+
+
+class ClusterFailure(RuntimeError):
+    """A multi-worker run lost a worker; the message says how to resume (one line: cli_main)."""
+
+
+def cluster_failure(err: Exception, out: str) -> str:
+    """What a multi-worker step's failure means and how to go on: ``err`` is TF's error."""
+    metadata = os.path.join(out, "backup", "training_metadata.json")
+    epoch = 0
+    if os.path.isfile(metadata):
+        with open(metadata) as f:
+            epoch = json.load(f)["epoch"]
+    first_line = str(getattr(err, "message", err)).strip().splitlines()[0]
+    return (
+        f"the cluster stopped: a worker failed or was stopped ({type(err).__name__}: "
+        f"{first_line}). Restart every worker with --resume --out {out}: the run goes on "
+        f"after epoch {epoch} (the chief's last backup)"
+    )
 
 
 def read_history(path: str) -> dict[str, list[float]]:
@@ -513,27 +621,35 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def command(argv: list[str]) -> None:
     from kyolo.data import AnnotationError
+    from kyolo.distribute import is_chief, write_dir
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args = parse_args(argv, parser)
-    check_out(parser, args)
-    check_resume(parser, args)
+    chief = is_chief()  # only the chief owns --out; the other workers write in their own folder
+    if chief:
+        check_out(parser, args)
+        check_resume(parser, args)
     for warning in setting_warnings(args, parser):
         LOG.warning(warning)
     created = not os.path.exists(args.out)
-    if args.exist_ok:  # a new run: nothing of the previous one may be resumed or appended to
+    if args.exist_ok and chief:  # a new run: nothing of the previous one may be resumed
         shutil.rmtree(os.path.join(args.out, "backup"), ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
             os.remove(os.path.join(args.out, "history.csv"))
-    os.makedirs(args.out, exist_ok=True)
-    write_run_config(parser, args, args.out)
+    if not chief:  # a killed run's leftovers: this run writes its copies anew
+        shutil.rmtree(write_dir(args.out), ignore_errors=True)
+    os.makedirs(write_dir(args.out), exist_ok=True)
+    write_run_config(parser, args, write_dir(args.out))
     try:
         metrics = train(args)
     except (InvalidInput, AnnotationError):
-        if created:  # a run that fails on its data or settings leaves nothing behind
+        if created and chief:  # a run that fails on its data or settings leaves nothing behind
             shutil.rmtree(args.out, ignore_errors=True)
         raise
+    if not chief:  # Keras' multi-worker pattern: a worker's copies go when the run is done
+        shutil.rmtree(write_dir(args.out), ignore_errors=True)
+        return
     print(
         f"done in {metrics['wall_time_s']:.0f} s: val mAP50 {metrics['val_mAP50']:.3f}, "
         f"mAP50-95 {metrics['val_mAP50_95']:.3f}; SavedModel mAP50 "

@@ -48,6 +48,7 @@ def make_dataset(
     augment: bool | Augmentation = True,
     encode: Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tuple[Any, Any]] | None = None,
     cache: bool = False,
+    input_context: tf.distribute.InputContext | None = None,
 ) -> tf.data.Dataset:
     """Batched, prefetched ``tf.data.Dataset`` over ``annotations``.
 
@@ -71,10 +72,17 @@ def make_dataset(
     The last batch may be smaller. Element order and content depend only on ``seed``
     (``options.deterministic`` is set).
 
+    With ``input_context`` (``strategy.distribute_datasets_from_function``), this is the shard
+    of worker ``input_pipeline_id`` of ``num_input_pipelines``: every worker draws the same
+    seeded order and per-example augmentation seeds, and keeps every ``num_input_pipelines``-th
+    example of it (:func:`shard_order`), so the workers see different images, one epoch covers
+    the dataset once, and each global batch holds the images a single process would batch.
+
     Args:
         annotations: from a reader.
         cfg: uses ``input_size`` and ``max_boxes``.
-        batch_size: examples per batch.
+        batch_size: examples per batch; with ``input_context``, the global batch, which is
+            split evenly over the replicas.
         training: shuffle and augment.
         seed: seed of the shuffle and of the augmentation stream.
         augment: True for :class:`Augmentation()` defaults, an :class:`Augmentation`, or False.
@@ -83,6 +91,7 @@ def make_dataset(
             memory (``len(annotations) · H · W · 3`` float32): every epoch, mosaic tile and mixup
             partner then reads a canvas instead of a file (:func:`_cached`). The elements are
             the same, bit for bit.
+        input_context: the worker's ``tf.distribute.InputContext``, or None for all the data.
 
     Raises:
         ValueError: no annotations, or (without ``encode``) an image with more than
@@ -156,6 +165,9 @@ def make_dataset(
         ds = ds.shuffle(len(annotations), seed=seed, reshuffle_each_iteration=True)
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
     ds = tf.data.Dataset.zip(ds, seeds)
+    if input_context is not None:
+        ds = shard_order(ds, len(annotations), input_context)
+        batch_size = input_context.get_per_replica_batch_size(batch_size)
     ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
     if encode is not None:
         ds = ds.map(
@@ -171,6 +183,29 @@ def make_dataset(
     options = tf.data.Options()
     options.deterministic = True
     return ds.with_options(options).prefetch(AUTOTUNE)
+
+
+def shard_order(
+    ds: tf.data.Dataset, size: int, input_context: tf.distribute.InputContext
+) -> tf.data.Dataset:
+    """Worker ``input_pipeline_id``'s share of the ``size`` elements of ``ds``: every
+    ``num_input_pipelines``-th element, from its own offset.
+
+    When ``size`` is not a multiple of the worker count W, the epoch's first ``-size mod W``
+    elements (< W) come twice, as PyTorch's ``DistributedSampler`` pads: every worker then runs
+    the same number of steps, which the collective all-reduce needs (a worker short of a batch
+    fails the step on every worker).
+    """
+    workers, index = input_context.num_input_pipelines, input_context.input_pipeline_id
+    padding = -size % workers
+    if padding:
+        # Repeated in place: a second pass over ``ds`` (for padding at the end) would reshuffle.
+        ds = ds.enumerate().flat_map(
+            lambda i, element: tf.data.Dataset.from_tensors(element).repeat(
+                1 + tf.cast(i < padding, tf.int64)
+            )
+        )
+    return ds.shard(workers, index)
 
 
 def _cached(

@@ -26,11 +26,43 @@ STRIDES: dict[str, tuple[int, ...]] = {
 """The strides each model builds by default, in its output order (deepest first)."""
 
 
-def build_model(name: str, cfg: YoloConfig, **kwargs: Any) -> keras.Model:
-    """Build the model registered as ``name`` for ``cfg``; ``kwargs`` go to its builder."""
+def build_model(name: str, cfg: YoloConfig, *, sync_bn: bool = False, **kwargs: Any) -> keras.Model:
+    """Build the model registered as ``name`` for ``cfg``; ``kwargs`` go to its builder.
+
+    ``sync_bn``: every ``BatchNormalization`` computes its batch statistics over all replicas
+    (:func:`synchronized_batch_norm`), so that a multi-replica step normalises as one device
+    would with the global batch.
+    """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; valid names: {', '.join(sorted(MODELS))}")
-    return MODELS[name](cfg, **kwargs)
+    model = MODELS[name](cfg, **kwargs)
+    return synchronized_batch_norm(model) if sync_bn else model
 
 
-__all__ = ["MODELS", "STRIDES", "build_model", "nano", "yolov3", "yolov3_tiny"]
+def synchronized_batch_norm(model: keras.Model) -> keras.Model:
+    """``model`` (functional) with ``BatchNormalization(synchronized=True)`` layers, same weights.
+
+    Keras' synchronized BN all-reduces the batch moments across the replicas of the
+    ``tf.distribute`` strategy (TensorFlow backend); with one replica it is plain BN.
+    """
+
+    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
+        config = layer.get_config()
+        if isinstance(layer, keras.layers.BatchNormalization):
+            config["synchronized"] = True
+        return layer.__class__.from_config(config)
+
+    synced = keras.models.clone_model(model, clone_function=clone)
+    synced.set_weights(model.get_weights())
+    return synced
+
+
+__all__ = [
+    "MODELS",
+    "STRIDES",
+    "build_model",
+    "nano",
+    "synchronized_batch_norm",
+    "yolov3",
+    "yolov3_tiny",
+]

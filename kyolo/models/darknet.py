@@ -133,6 +133,9 @@ def detection_output(
 ) -> keras.KerasTensor:
     """Linear 1x1 conv to the raw logits of ``scale``, named ``scale_{scale}``.
 
+    It computes in float32 under a mixed-precision policy too (Keras' advice for a model's
+    outputs): the loss, decoding and NMS then read float32 logits.
+
     Returns:
         ``(batch, h, w, A · (5 + C))``; reshape to ``(..., A, 5 + C)`` for x, y, w, h, obj, classes.
     """
@@ -142,6 +145,7 @@ def detection_output(
         1,
         bias_initializer=keras.initializers.Constant(bias),
         kernel_regularizer=_l2(weight_decay),
+        dtype="float32",
         name=f"scale_{scale}",
     )(x)
 

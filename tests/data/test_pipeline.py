@@ -11,7 +11,7 @@ from kyolo.data.augment import (
     random_augment,
     zoom_shift,
 )
-from kyolo.data.pipeline import decode_image, make_dataset
+from kyolo.data.pipeline import decode_image, make_dataset, shard_order
 from kyolo.geometry import PAD_VALUE, letterbox, unletterbox_boxes
 
 # An edge at a fractional position leaves a partly covered pixel; thresholding the ink at half
@@ -291,3 +291,61 @@ def test_cache_names_an_image_that_does_not_decode(annotations, tmp_path):
     bad = Annotation(str(broken), 8, 8, np.zeros((0, 4)), np.zeros((0,)))
     with pytest.raises(AnnotationError, match=r"broken\.png: cannot decode the image"):
         make_dataset([*annotations, bad], CFG, batch_size=2, training=False, cache=True)
+
+
+def _context(workers, index):
+    return tf.distribute.InputContext(
+        num_input_pipelines=workers, input_pipeline_id=index, num_replicas_in_sync=workers
+    )
+
+
+@pytest.mark.parametrize(
+    "size, workers, expected",
+    [
+        (6, 2, [[0, 2, 4], [1, 3, 5]]),
+        (6, 3, [[0, 3], [1, 4], [2, 5]]),
+        # 5 over 2: element 0 comes twice (0 0 1 2 3 4), 3 steps each
+        (5, 2, [[0, 1, 3], [0, 2, 4]]),
+        # 4 over 3: elements 0 and 1 come twice (0 0 1 1 2 3)
+        (4, 3, [[0, 1], [0, 2], [1, 3]]),
+    ],
+)
+def test_shard_order_gives_each_worker_every_wth_element(size, workers, expected):
+    ds = tf.data.Dataset.range(size)
+    shards = [
+        list(shard_order(ds, size, _context(workers, i)).as_numpy_iterator())
+        for i in range(workers)
+    ]
+    assert shards == expected
+
+
+def test_worker_shards_split_the_single_process_batches(annotations):
+    """Two workers' per-replica batches of step j together are the single process's batch j,
+    image for image (same order, same augmentation seeds), for two epochs."""
+    augment = Augmentation(mosaic_prob=0.5)
+
+    def epochs(context):
+        ds = make_dataset(
+            annotations,
+            CFG.replace(max_boxes=8),
+            batch_size=4,
+            training=True,
+            seed=5,
+            augment=augment,
+            input_context=context,
+        )
+        return [[{k: v.numpy() for k, v in b.items()} for b in ds] for _ in range(2)]
+
+    single = epochs(None)
+    workers = [epochs(_context(2, i)) for i in range(2)]
+    for epoch in range(2):
+        whole = single[epoch][0]  # one global batch of 4
+        shards = [w[epoch] for w in workers]
+        assert [len(b["index"]) for s in shards for b in s] == [2, 2]
+        got = {
+            i: img for s in shards for b in s for i, img in zip(b["index"], b["image"], strict=True)
+        }
+        assert sorted(got) == sorted(whole["index"].tolist()) == [0, 1, 2, 3]
+        for i, image in zip(whole["index"], whole["image"], strict=True):
+            np.testing.assert_array_equal(got[i], image)
+    assert not np.array_equal(single[0][0]["image"], single[1][0]["image"])

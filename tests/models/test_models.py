@@ -231,3 +231,23 @@ def test_nano_gradients_reach_every_weight():
     for weight, grad in zip(model.trainable_weights, grads, strict=True):
         assert grad is not None, weight.path
         assert np.isfinite(grad).all() and np.abs(grad).max() > 0, weight.path
+
+
+def test_sync_bn_synchronizes_every_batch_norm_and_keeps_the_model(tmp_path):
+    cfg = NANO_CONFIGS[(32, 16)]
+    keras.utils.set_random_seed(3)
+    plain = build_model("nano", cfg, width=8)
+    keras.utils.set_random_seed(3)
+    synced = build_model("nano", cfg, width=8, sync_bn=True)
+    norms = [layer for layer in synced.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == sum(isinstance(la, keras.layers.BatchNormalization) for la in plain.layers)
+    assert norms and all(layer.synchronized for layer in norms)
+    assert [la.name for la in synced.layers] == [la.name for la in plain.layers]
+    for a, b in zip(plain.get_weights(), synced.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # One replica: synchronized BN is plain BN, batch statistics included (its moments are
+    # summed then divided, not averaged: float32 rounding, ~1e-5 on logits of a few units).
+    images = np.random.default_rng(0).random((2, 128, 160, 3), np.float32)
+    for a, b in zip(plain(images, training=True), synced(images, training=True), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+    _assert_reloads(synced, tmp_path)
