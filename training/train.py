@@ -165,7 +165,8 @@ def setting_warnings(args: argparse.Namespace, parser: argparse.ArgumentParser) 
 
 
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
-    """Augmentation, optimizer and EMA flags; defaults keep mosaic, mixup and EMA off."""
+    """Augmentation, optimizer, input cache and EMA flags; defaults keep mosaic, mixup, cache and
+    EMA off."""
     from kyolo.optim import DEFAULTS, OPTIMIZERS
 
     parser.add_argument("--mosaic", type=float, default=0.0, metavar="P", help="mosaic probability")
@@ -185,6 +186,13 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=0.0,
         help="decoupled decay per step (Keras; not on biases or BatchNorm), see kyolo.optim",
+    )
+    parser.add_argument(
+        "--cache",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="decode and letterbox every training image once and keep the canvases in memory "
+        "(images x H x W x 12 bytes: 197 MB for DigitsDet at 128 px); faster epochs, mosaic most",
     )
     parser.add_argument(
         "--ema",
@@ -405,6 +413,7 @@ def train(args: argparse.Namespace, extra_callbacks: Sequence[Any] = ()) -> dict
             seed=args.seed,
             augment=augment,
             encode=encode,
+            cache=args.cache,
             input_context=context,
         )
 

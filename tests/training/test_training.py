@@ -153,7 +153,7 @@ def test_train_job_resumes_then_exports_a_reloadable_model(tmp_path):
     assert int(model.optimizer.iterations.numpy()) == steps + 1
 
 
-def test_train_job_with_mosaic_mixup_ema_and_sgd(tmp_path):
+def test_train_job_with_mosaic_mixup_ema_sgd_and_cache(tmp_path):
     args = job_args(
         tmp_path,
         tmp_path / "digits",
@@ -164,6 +164,7 @@ def test_train_job_with_mosaic_mixup_ema_and_sgd(tmp_path):
         "--ema-ramp", "5",
         "--optimizer", "sgd",
         "--weight-decay", "5e-4",
+        "--cache",
     )  # fmt: skip
     metrics = train_job.train(args)
     assert np.isfinite(metrics["final_loss"]) and len(metrics["history"]["loss"]) == 1
