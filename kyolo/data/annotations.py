@@ -222,6 +222,38 @@ def validate(
     return out[keep].astype(np.float32), classes[keep].astype(np.int32)
 
 
+def checked_annotation(
+    image: str,
+    width: int,
+    height: int,
+    boxes: Sequence[Sequence[float]] | np.ndarray,
+    classes: Sequence[int] | np.ndarray,
+    *,
+    num_classes: int,
+    source: str,
+    box_labels: Sequence[str],
+    on_invalid: OnInvalid = "raise",
+) -> Annotation:
+    """The :class:`Annotation` of one image read by a reader, its boxes through :func:`validate`.
+
+    ``boxes`` are ``(x_min, y_min, x_max, y_max)`` image pixels, checked in float64 (a huge value
+    is named as it is written, not as float32's inf); ``classes`` are checked as int64, before
+    any narrowing to int32.
+    """
+    boxes_arr, classes_arr = validate(
+        np.asarray(boxes, np.float64).reshape(-1, 4),
+        np.asarray(classes, np.int64).reshape(-1),
+        width=width,
+        height=height,
+        num_classes=num_classes,
+        source=source,
+        image=image,
+        box_labels=box_labels,
+        on_invalid=on_invalid,
+    )
+    return Annotation(image, width, height, boxes_arr, classes_arr)
+
+
 def _box_problem(
     box: np.ndarray, cls: int, width: int, height: int, num_classes: int
 ) -> tuple[str, bool]:

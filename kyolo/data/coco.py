@@ -8,17 +8,15 @@ import os
 from collections import defaultdict
 from typing import Any
 
-import numpy as np
-
 from kyolo.data.annotations import (
     Annotation,
     AnnotationError,
     OnInvalid,
     check_on_invalid,
+    checked_annotation,
     report_invalid,
     require_file,
     resolve_in_root,
-    validate,
 )
 
 
@@ -141,18 +139,19 @@ def read_coco(
             boxes.append((x, y, x + w, y + h))
             classes.append(class_of[cat_id])
             labels.append(label)
-        boxes_arr, classes_arr = validate(
-            np.asarray(boxes, np.float64).reshape(-1, 4),
-            np.asarray(classes, np.int32),
-            width=width,
-            height=height,
-            num_classes=len(class_names),
-            source=source,
-            image=path,
-            box_labels=labels,
-            on_invalid=on_invalid,
+        annotations.append(
+            checked_annotation(
+                path,
+                width,
+                height,
+                boxes,
+                classes,
+                num_classes=len(class_names),
+                source=source,
+                box_labels=labels,
+                on_invalid=on_invalid,
+            )
         )
-        annotations.append(Annotation(path, width, height, boxes_arr, classes_arr))
     return annotations, class_names
 
 

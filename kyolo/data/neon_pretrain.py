@@ -29,10 +29,10 @@ from kyolo.data.annotations import (
     AnnotationError,
     OnInvalid,
     check_on_invalid,
+    checked_annotation,
     report_invalid,
     require_file,
     resolve_in_root,
-    validate,
 )
 from kyolo.data.neon_trees import PACKAGE, NeonTreesPaths, Scene, write_tiled_coco
 from kyolo.data.voc import read_voc
@@ -126,18 +126,17 @@ def _annotation(
         boxes.append(box)
         classes.append(class_of[label])
         labels.append(where)
-    boxes_arr, classes_arr = validate(
-        np.asarray(boxes, np.float32).reshape(-1, 4),
-        np.asarray(classes, np.int32),
-        width=width,
-        height=height,
+    return checked_annotation(
+        path,
+        width,
+        height,
+        boxes,
+        classes,
         num_classes=len(class_of),
         source=source,
-        image=path,
         box_labels=labels,
         on_invalid=on_invalid,
     )
-    return Annotation(path, width, height, boxes_arr, classes_arr)
 
 
 def read_tree_scenes(

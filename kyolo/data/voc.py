@@ -6,18 +6,16 @@ import os
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
-import numpy as np
-
 from kyolo.data.annotations import (
     Annotation,
     AnnotationError,
     OnInvalid,
     check_on_invalid,
+    checked_annotation,
     read_image_size,
     report_invalid,
     require_file,
     resolve_in_root,
-    validate,
 )
 
 
@@ -103,18 +101,17 @@ def _read_one(
         boxes.append(box)
         classes.append(class_of[name])
         labels.append(f"object {index}")
-    boxes_arr, classes_arr = validate(
-        np.asarray(boxes, np.float64).reshape(-1, 4),
-        np.asarray(classes, np.int32),
-        width=width,
-        height=height,
+    return checked_annotation(
+        path,
+        width,
+        height,
+        boxes,
+        classes,
         num_classes=len(class_of),
         source=source,
-        image=path,
         box_labels=labels,
         on_invalid=on_invalid,
     )
-    return Annotation(path, width, height, boxes_arr, classes_arr)
 
 
 def _parse(source: str) -> ET.Element:

@@ -11,8 +11,8 @@ from kyolo.data.annotations import (
     AnnotationError,
     OnInvalid,
     check_on_invalid,
+    checked_annotation,
     read_image_size,
-    validate,
 )
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
@@ -83,18 +83,19 @@ def read_yolo(
             ],
             axis=1,
         )
-        boxes_arr, classes_arr = validate(
-            boxes,
-            rows[:, 0].astype(np.int64),
-            width=width,
-            height=height,
-            num_classes=num_classes,
-            source=source,
-            image=image,
-            box_labels=[f"line {n}" for n in lines],
-            on_invalid=on_invalid,
+        annotations.append(
+            checked_annotation(
+                image,
+                width,
+                height,
+                boxes,
+                rows[:, 0].astype(np.int64),
+                num_classes=num_classes,
+                source=source,
+                box_labels=[f"line {n}" for n in lines],
+                on_invalid=on_invalid,
+            )
         )
-        annotations.append(Annotation(image, width, height, boxes_arr, classes_arr))
     return annotations
 
 
