@@ -69,18 +69,33 @@ def get_strategy(name: str) -> tf.distribute.Strategy:
     return STRATEGIES[name]()
 
 
+def tf_config() -> dict[str, Any]:
+    """``TF_CONFIG`` as a dict (``{}`` when unset); ``ValueError`` naming it when malformed."""
+    text = os.environ.get("TF_CONFIG") or "{}"
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"TF_CONFIG is not valid JSON ({err}): {text[:200]!r}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"TF_CONFIG must be a JSON object with 'cluster' and 'task': {text!r}")
+    return config
+
+
 def task() -> tuple[str, int]:
     """``(type, index)`` of this process in ``TF_CONFIG``; ``("chief", 0)`` without it."""
-    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
-    entry = config.get("task") or {}
-    return entry.get("type", "chief"), int(entry.get("index", 0))
+    entry = tf_config().get("task") or {}
+    try:
+        return str(entry.get("type", "chief")), int(entry.get("index", 0))
+    except (AttributeError, TypeError, ValueError):
+        message = f"TF_CONFIG 'task' must be {{'type': ..., 'index': N}}, got {entry!r}"
+        raise ValueError(message) from None
 
 
 def is_chief() -> bool:
     """Whether this process writes the run's outputs: the ``chief`` task, or worker 0 of a
     cluster without one (TF's rule), or a process without ``TF_CONFIG``."""
     kind, index = task()
-    cluster = json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster", {})
+    cluster = tf_config().get("cluster") or {}
     return kind == "chief" or (kind == "worker" and index == 0 and "chief" not in cluster)
 
 

@@ -43,6 +43,21 @@ def test_without_tf_config_the_process_is_the_chief(monkeypatch):
     assert distribute.write_dir("out") == "out"
 
 
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("{cluster: 1}", "TF_CONFIG is not valid JSON"),
+        ('["worker"]', "TF_CONFIG must be a JSON object"),
+        ('{"task": {"type": "worker", "index": "one"}}', "TF_CONFIG 'task' must be"),
+        ('{"task": "worker"}', "TF_CONFIG 'task' must be"),
+    ],
+)
+def test_a_malformed_tf_config_is_an_error_naming_it(monkeypatch, text, message):
+    monkeypatch.setenv("TF_CONFIG", text)
+    with pytest.raises(ValueError, match=message):
+        distribute.is_chief()
+
+
 def test_strategy_registry(monkeypatch):
     assert set(distribute.STRATEGIES) == {"default", "mirrored", "multiworker", "tpu"}
     strategy = distribute.get_strategy("default")
