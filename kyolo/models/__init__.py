@@ -9,6 +9,7 @@ import keras
 
 from kyolo.config import YoloConfig
 from kyolo.models.nano import nano
+from kyolo.models.sync_bn import SyncBatchNormalization, synchronized_batch_norm
 from kyolo.models.yolov3 import yolov3, yolov3_tiny
 
 MODELS: dict[str, Callable[..., keras.Model]] = {
@@ -39,27 +40,10 @@ def build_model(name: str, cfg: YoloConfig, *, sync_bn: bool = False, **kwargs: 
     return synchronized_batch_norm(model) if sync_bn else model
 
 
-def synchronized_batch_norm(model: keras.Model) -> keras.Model:
-    """``model`` (functional) with ``BatchNormalization(synchronized=True)`` layers, same weights.
-
-    Keras' synchronized BN all-reduces the batch moments across the replicas of the
-    ``tf.distribute`` strategy (TensorFlow backend); with one replica it is plain BN.
-    """
-
-    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
-        config = layer.get_config()
-        if isinstance(layer, keras.layers.BatchNormalization):
-            config["synchronized"] = True
-        return layer.__class__.from_config(config)
-
-    synced = keras.models.clone_model(model, clone_function=clone)
-    synced.set_weights(model.get_weights())
-    return synced
-
-
 __all__ = [
     "MODELS",
     "STRIDES",
+    "SyncBatchNormalization",
     "build_model",
     "nano",
     "synchronized_batch_norm",

@@ -3,11 +3,11 @@
 Logical devices must be configured before TensorFlow initialises, hence a subprocess:
 ``python -m tests.reliability.mirrored_step OUT.npz CASE...`` writes, per case, the epoch loss and
 the weights before and after the step of both runs to ``OUT.npz`` (read by
-``test_distributed.py``). BatchNormalization layers are frozen (inference mode, moving statistics)
-in both runs: in training mode each replica normalises with its own half batch's statistics,
-which no loss can make equal to one device (PyTorch DDP without SyncBatchNorm differs the same
-way); ``synchronized=True`` BN agrees to about 1e-5 (its all-reduced moments round differently).
-What is compared is what kyolo owns: the loss, its reduction and the gradient all-reduce.
+``test_distributed.py``). In the loss cases BatchNormalization layers are frozen (inference mode,
+moving statistics) in both runs: in training mode each replica would normalise with its own half
+batch's statistics, which no loss can make equal to one device (PyTorch DDP without SyncBatchNorm
+differs the same way). The ``sync`` case trains it: plain BN on one device against
+:class:`kyolo.models.SyncBatchNormalization` on the two replicas.
 """
 
 from __future__ import annotations
@@ -17,11 +17,13 @@ import sys
 import numpy as np
 
 CASES = {
-    # case: (preset, --set overrides, boxes per image; replica 0 gets images 0-1, replica 1 2-3)
-    "yolov3": ("yolov3", (), (1, 3, 2, 0)),
-    "yolov5_obj": ("yolov5", ("loss.box_gain=0", "loss.cls_gain=0"), (1, 3, 2, 0)),
-    "yolov5_balanced": ("yolov5", (), (1, 3, 1, 3)),
-    "yolov5_unbalanced": ("yolov5", (), (1, 3, 2, 0)),
+    # case: (preset, --set overrides, boxes per image (replica 0 gets images 0-1, replica 1 2-3),
+    #        BatchNorm: "frozen" in both runs or "sync", trained)
+    "yolov3": ("yolov3", (), (1, 3, 2, 0), "frozen"),
+    "yolov5_obj": ("yolov5", ("loss.box_gain=0", "loss.cls_gain=0"), (1, 3, 2, 0), "frozen"),
+    "yolov5_balanced": ("yolov5", (), (1, 3, 1, 3), "frozen"),
+    "yolov5_unbalanced": ("yolov5", (), (1, 3, 2, 0), "frozen"),
+    "sync_bn": ("yolov3", (), (1, 3, 2, 0), "sync"),
 }
 """``yolov5_obj``: with unequal positives per replica only YOLOv5's objectness mean is exact
 (docs/losses.md); ``yolov5_balanced``: equal positives per replica make every term exact;
@@ -38,6 +40,18 @@ def freeze_batch_norm(model):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
     return model
+
+
+def prepare(model, norm: str, replicas: int):
+    """The case's BatchNorm: frozen in both runs, or trained (plain on one device, synchronized
+    on two replicas)."""
+    from kyolo.models import synchronized_batch_norm
+
+    if norm == "frozen":
+        return freeze_batch_norm(model)
+    if replicas == 1:
+        return model
+    return synchronized_batch_norm(model)
 
 
 def batch(case: str, cfg):
@@ -63,11 +77,12 @@ def one_step(strategy, case: str) -> tuple[float, list[np.ndarray], list[np.ndar
     from kyolo.models import build_model
     from tests.helpers import nano_config
 
-    preset, overrides, _ = CASES[case]
+    preset, overrides, _, norm = CASES[case]
     cfg = nano_config(preset, 3, SIZE, *overrides)
     keras.utils.set_random_seed(0)
     with strategy.scope():
-        model = freeze_batch_norm(build_model("nano", cfg, width=4))
+        model = build_model("nano", cfg, width=4)
+        model = prepare(model, norm, strategy.num_replicas_in_sync)
         model.compile(keras.optimizers.SGD(LR), loss=[YoloLoss(cfg, s) for s in range(2)])
     before = [w.copy() for w in model.get_weights()]
     images, y_true = batch(case, cfg)
