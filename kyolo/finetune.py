@@ -70,14 +70,14 @@ def read_pretrained(
             ``kyolo_model``'s topology. OSError: unreadable files.
     """
     from kyolo.darknet import KYOLO_LAYOUTS, load_darknet
-    from kyolo.saving import load_metadata
+    from kyolo.saving import load_keras, load_metadata
 
     path = os.fspath(path)
     extension = os.path.splitext(path)[1]
     if extension == ".keras":
         if darknet_cfg is not None:
             raise ValueError(f"{path}: a Darknet cfg goes with a .weights file, not a .keras")
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        model = load_keras(path)
         config = load_metadata(path).get("config")
         return Pretrained(model, None if config is None else YoloConfig.from_any(config), path)
     if extension == ".weights":

@@ -148,5 +148,12 @@ def load_trained(path: str | os.PathLike) -> tuple[keras.Model, YoloConfig, list
                 "kyolo.saving.save_model(model, path, cfg=..., class_names=...)"
             )
         cfg, names = read_metadata_json(archive.read(METADATA), path)
-    model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    return model, cfg, names
+    return load_keras(path), cfg, names
+
+
+def load_keras(path: str | os.PathLike) -> keras.Model:
+    """``keras.saving.load_model(path, compile=False, safe_mode=True)`` with kyolo's layers
+    registered: a model trained with ``--sync-bn`` holds ``kyolo>SyncBatchNormalization``."""
+    import kyolo.models.sync_bn  # noqa: F401  (registers the layer with Keras)
+
+    return keras.saving.load_model(path, compile=False, safe_mode=True)

@@ -6,6 +6,10 @@ float64; the control is Keras' ``synchronized=True`` layer, whose ``E[x²] − E
 loses the gradient to cancellation when a channel's mean is large against its spread.
 """
 
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -72,3 +76,21 @@ def test_config_round_trip_and_mask_refused():
     assert isinstance(clone, SyncBatchNormalization) and clone.epsilon == 1e-4
     with pytest.raises(ValueError, match="bn: SyncBatchNormalization does not support masks"):
         layer(np.ones((2, 3, 4), np.float32), training=True, mask=np.ones((2, 3), bool))
+
+
+def test_a_saved_synchronized_model_loads_in_a_fresh_process(tmp_path):
+    from kyolo.models import build_model
+    from kyolo.saving import save_model
+    from tests.helpers import REPO, nano_config
+
+    cfg = nano_config("yolov3", 3, 64)
+    save_model(build_model("nano", cfg, width=4, sync_bn=True), tmp_path / "m.keras", cfg=cfg)
+    code = (
+        "import sys; from kyolo.saving import load_trained; "
+        "print(sorted({type(la).__name__ for la in load_trained(sys.argv[1])[0].layers}))"
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
+    argv = [sys.executable, "-c", code, str(tmp_path / "m.keras")]
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "'SyncBatchNormalization'" in result.stdout
