@@ -18,7 +18,13 @@ from collections.abc import Callable, Sequence
 
 VERBOSE = "--verbose"
 
-CLEAR_ERRORS = (ValueError, OSError, ImportError)
+
+class CommandError(RuntimeError):
+    """A command's failure whose message says what happened and what to do (e.g. a multi-worker
+    run that lost a worker): shown without its type, as :data:`CLEAR_ERRORS` are."""
+
+
+CLEAR_ERRORS = (ValueError, OSError, ImportError, CommandError)
 """Errors whose message says what is wrong by itself (kyolo's name the file, flag or value);
 others are shown with their type (``BadZipFile: …``, ``KeyError: 'x'``)."""
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from training.cli import DEFAULT_OUT, add_data_arguments, check_data_paths, load_data
-from training.console import cli_main, make_parser
+from training.console import CommandError, cli_main, make_parser
 from training.runconfig import (
     add_config_arguments,
     check_out,
@@ -558,7 +558,7 @@ def run_dir(args: argparse.Namespace) -> str:
     return out
 
 
-class ClusterFailure(RuntimeError):
+class ClusterFailure(CommandError):
     """A multi-worker run lost a worker; the message says how to resume (one line: cli_main)."""
 
 

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from tests.helpers import run_module
+from training.console import cli_main
 
 
 def failure(module, argv, capsys):
@@ -105,3 +106,21 @@ def test_the_process_shows_a_traceback_only_with_verbose(files):
     verbose = run_module(*argv, "--verbose")
     assert verbose.returncode == 1
     assert "Traceback (most recent call last)" in verbose.stderr
+
+
+def test_a_lost_worker_is_one_line_without_its_type():
+    from training.train import ClusterFailure, cluster_failure
+
+    tf_error = RuntimeError("Collective ops is aborted\nby: task 1")
+    err = ClusterFailure(cluster_failure(tf_error, "o"))
+
+    def run(argv):
+        raise err
+
+    with pytest.raises(SystemExit) as exit_:
+        cli_main("training.train", run, [])
+    assert exit_.value.code == (
+        "training.train: error: the cluster stopped: a worker failed or was stopped (RuntimeError: "
+        "Collective ops is aborted). Restart every worker with --resume --out o: the run goes on "
+        "after epoch 0 (the chief's last backup)"
+    )
