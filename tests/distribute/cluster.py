@@ -100,10 +100,10 @@ def run(
         return wait(processes, timeout)
 
 
-def run_single(argv: Sequence[str], log: Path, timeout: float) -> int:
+def run_single(argv: Sequence[str], log: Path, timeout: float, module: str = TRAIN) -> int:
     """One process, no ``TF_CONFIG``, same environment as the workers."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    process = start(argv, log)
+    process = start(argv, log, module=module)
     try:
         return process.wait(timeout)
     finally:

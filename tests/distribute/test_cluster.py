@@ -2,15 +2,21 @@
 
 Against one process with the same global batch (8 = 2 workers x 4 = 1 x 8), the same DigitsDet
 images, seeds and augmentation: one epoch of 3 steps, YOLOv3 loss (whose reduction is exact for
-any split of the batch, docs/losses.md), SGD. With ``--sync-bn`` (kyolo's
-``SyncBatchNormalization``; on one replica it is plain BatchNorm) the epoch loss and the weights
-agree to 1e-5 (figures in docs/distributed.md). Without it every worker normalises with its own
-4 images' statistics, a different computation (the control). Then: the chief's outputs, the
-workers' temporary folders, and a killed worker.
+any split of the batch, docs/losses.md), SGD, ``--sync-bn`` (kyolo's ``SyncBatchNormalization``;
+on one replica it is plain BatchNorm).
 
-Each cluster run takes minutes on a small CPU machine (TensorFlow starts three times, a graph is
-traced per worker, the model is exported): all are ``slow``; ``test_cluster_smoke.py`` is the
-quick check of the default run.
+* In float64 (:mod:`tests.distribute.step_worker`, the job's pieces without the CLI) the loss and
+  the weights agree to 1e-5 (measured: loss equal, weights 4.6e-14): the same computation.
+* In float32 (the CLI, and the same worker) they agree only roughly: the two set-ups round
+  differently, and a BatchNorm output rounding to the other side of 0 switches the next
+  LeakyReLU's slope from 1 to 0.1 for that element (docs/distributed.md). Bounds here are from
+  the measured figures, far below the control: without ``--sync-bn`` every worker normalises with
+  its own 4 images' statistics, a different computation.
+
+Then: the chief's outputs, the workers' temporary folders, and a killed worker. Each cluster run
+takes minutes on a small CPU machine (TensorFlow starts three times, a graph is traced per
+worker, the model is exported): all are ``slow``; ``test_cluster_smoke.py`` is the quick check of
+the default run.
 """
 
 import json
@@ -67,34 +73,64 @@ def synced(tmp_path_factory):
 
 
 def result(root):
-    """``(epoch loss, weights)`` of a run: metrics.json and the saved model.keras."""
+    """``{"loss": epoch loss, "weights": [...]}`` of a CLI run: metrics.json, model.keras."""
     out = root / "out"
     loss = json.loads((out / "metrics.json").read_text())["final_loss"]
-    weights = load_trained(out)[0].get_weights()
-    return loss, weights
+    return {"loss": loss, "weights": load_trained(out)[0].get_weights()}
+
+
+def printed_result(log):
+    """The ``{"loss", "weights"}`` a :mod:`tests.distribute.step_worker` printed last."""
+    return json.loads(log.read_text().strip().splitlines()[-1])
 
 
 def differences(one, two):
-    """``(relative loss difference, largest weight difference relative to its tensor's max)``."""
-    (loss_one, weights_one), (loss_two, weights_two) = result(one), result(two)
-    assert len(weights_one) == len(weights_two)
+    """``(relative loss difference, largest weight difference relative to its tensor's max)``
+    of two ``{"loss", "weights"}`` results."""
+    assert len(one["weights"]) == len(two["weights"])
     weight = max(
-        np.abs(a - b).max() / max(np.abs(a).max(), 1e-6)
-        for a, b in zip(weights_one, weights_two, strict=True)
+        np.abs(np.subtract(a, b)).max() / max(np.abs(a).max(), 1e-6)
+        for a, b in zip(one["weights"], two["weights"], strict=True)
     )
-    return abs(loss_two - loss_one) / abs(loss_one), weight
+    return abs(two["loss"] - one["loss"]) / abs(one["loss"]), weight
 
 
 @pytest.mark.slow
-def test_two_workers_with_sync_bn_equal_one_process(single, synced):
-    loss, weights = differences(single, synced)
+@pytest.mark.parametrize(
+    "precision, loss_bound, weight_bound",
+    [
+        ("float64", 1e-5, 1e-5),  # measured: 0 and 4.6e-14
+        ("float32", 1e-4, 0.2),  # measured: 9.7e-6 and 5.7e-2 (rounding at LeakyReLU's kink)
+    ],
+)
+def test_two_workers_with_sync_bn_train_as_one_process(
+    tmp_path, precision, loss_bound, weight_bound
+):
+    worker = "tests.distribute.step_worker"
+    argv = [str(tmp_path / "single"), precision]
+    assert cluster.run_single(argv, tmp_path / "single.log", TIMEOUT, worker) == 0
+    argv = [str(tmp_path / "out"), precision]
+    codes = cluster.run(argv, 2, tmp_path / "logs", TIMEOUT, module=worker)
+    assert codes == [0, 0], _tail(tmp_path / "logs" / "worker0.log")
+    one = printed_result(tmp_path / "single.log")
+    results = [printed_result(tmp_path / "logs" / f"worker{i}.log") for i in range(2)]
+    assert results[0] == results[1]  # the workers hold the same model
+    loss, weights = differences(one, results[0])
+    print(f"{precision}: 2 workers vs 1 process: loss {loss:.2e} rel, weights {weights:.2e} rel")
+    assert loss < loss_bound and weights < weight_bound
+
+
+@pytest.mark.slow
+def test_two_workers_with_sync_bn_near_one_process_through_the_cli(single, synced):
+    loss, weights = differences(result(single), result(synced))
     print(f"2 workers --sync-bn vs 1 process: loss {loss:.2e} rel, weights {weights:.2e} rel")
-    assert loss < 1e-5 and weights < 1e-5
+    # Measured 2.0e-4 and 3.9e-2 (float32, see the module docstring); the control: 1.5e-2, 2.35.
+    assert loss < 1e-3 and weights < 0.2
 
 
 @pytest.mark.slow
 def test_two_workers_without_sync_bn_differ(single, tmp_path_factory):
-    loss, weights = differences(single, _two_workers(tmp_path_factory))
+    loss, weights = differences(result(single), result(_two_workers(tmp_path_factory)))
     print(f"2 workers without --sync-bn vs 1 process: loss {loss:.2e} rel, weights {weights:.2e}")
     assert weights > 1e-3
 
