@@ -2,12 +2,12 @@
 
 Keras' ``BatchNormalization(synchronized=True)`` all-reduces ``Σx`` and ``Σx²`` and takes the
 variance as ``E[x²] − E[x]²``. Its forward pass is fine, but the gradient of that difference
-cancels: on the nano model at 64 px (batch 8, float32) it is 1.1e-2 off a float64 reference
-(relative to the tensor's largest gradient), while plain BatchNorm is 4.2e-6 off. Multi-replica
-training then drifts from the one-device computation within a few SGD steps.
+cancels: on the nano model at 64 px (8 random images, float32) it is 1.1e-2 off a float64
+reference (relative to the tensor's largest gradient), while plain BatchNorm is 4.2e-6 off, so a
+multi-replica step does not take the one-device step.
 :class:`SyncBatchNormalization` takes two passes, as ``tf.nn.moments`` does: the global mean
-first, then the mean squared deviation from it. One extra all-reduce round per layer buys the
-one-device gradient (``docs/distributed.md`` has the figures).
+first, then the mean squared deviation from it. The same three all-reduces per layer, the third
+after the first, buy the one-device gradient (``docs/distributed.md`` has the figures).
 """
 
 from __future__ import annotations
@@ -35,9 +35,10 @@ def synchronized_moments(x: tf.Tensor, axes: Sequence[int]) -> tuple[tf.Tensor, 
         return tf.nn.moments(x, axes)
     axes = list(axes)
     count = tf.cast(tf.reduce_prod(tf.gather(tf.shape(x), axes)), x.dtype)
-    total, count = context.all_reduce(
-        tf.distribute.ReduceOp.SUM, [tf.reduce_sum(x, axes, keepdims=True), count]
-    )
+    # One all-reduce per tensor, as Keras' layer does: NCCL may not batch them in the same order
+    # on every replica (keras/src/backend/tensorflow/nn.py).
+    total = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.reduce_sum(x, axes, keepdims=True))
+    count = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
     # divide_no_nan: a replica may hold an empty final batch; all of them never do.
     mean = tf.math.divide_no_nan(total, count)
     # The mean's gradient through the variance is zero (Σ(x − mean) = 0 over all replicas);
