@@ -349,3 +349,28 @@ def test_worker_shards_split_the_single_process_batches(annotations):
         for i, image in zip(whole["index"], whole["image"], strict=True):
             np.testing.assert_array_equal(got[i], image)
     assert not np.array_equal(single[0][0]["image"], single[1][0]["image"])
+
+
+def test_worker_shards_take_the_single_process_batches_step_by_step(annotations):
+    """Over several steps too: step j of every worker holds images of the single process's
+    global batch j (12 images, 3 steps of 4, two workers of 2, two epochs)."""
+    twelve = annotations * 3
+
+    def steps(context):
+        ds = make_dataset(
+            twelve,
+            CFG.replace(max_boxes=8),
+            batch_size=4,
+            training=True,
+            seed=5,
+            input_context=context,
+        )
+        return [[sorted(b["index"].numpy().tolist()) for b in ds] for _ in range(2)]
+
+    single = steps(None)
+    workers = [steps(_context(2, i)) for i in range(2)]
+    for epoch in range(2):
+        assert len(single[epoch]) == 3
+        for j, batch in enumerate(single[epoch]):
+            assert sorted(workers[0][epoch][j] + workers[1][epoch][j]) == batch
+    assert single[0] != single[1]  # reshuffled each epoch
