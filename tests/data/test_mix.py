@@ -107,6 +107,7 @@ def test_mixup_arithmetic():
     np.testing.assert_array_equal(classes.numpy(), [1, 3, 4])
 
 
+@pytest.mark.slow  # ~27 s of sampling (CI budget); test_make_dataset_with_mosaic_and_mixup stays
 def test_mixup_ratio_follows_beta_32_32():
     seeds = tf.random.experimental.stateless_split(tf.constant([7, 0], tf.int64), num=4000)
     ratios = tf.map_fn(sample_mixup_ratio, seeds, fn_output_signature=tf.float32).numpy()

@@ -41,6 +41,9 @@ def pretrained(tmp_path, width=16):
     return path, model
 
 
+# ~48 s: slow (CI budget). The default run keeps tests/test_finetune.py (freeze, release, rate)
+# and the Darknet fine-tune job below (--weights through the CLI).
+@pytest.mark.slow
 def test_finetune_job_loads_freezes_then_releases_at_a_tenth_of_the_rate(tmp_path, caplog):
     path, source = pretrained(tmp_path)
     args = job_args(

@@ -153,6 +153,9 @@ def test_train_job_resumes_then_exports_a_reloadable_model(tmp_path):
     assert int(model.optimizer.iterations.numpy()) == steps + 1
 
 
+# ~50 s: slow (CI budget). The default run keeps the pieces: tests/data/test_mix.py (mosaic,
+# mixup), tests/test_optim.py (EMA, SGD), tests/data/test_pipeline.py (cache).
+@pytest.mark.slow
 def test_train_job_with_mosaic_mixup_ema_sgd_and_cache(tmp_path):
     args = job_args(
         tmp_path,
