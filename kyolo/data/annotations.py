@@ -254,6 +254,47 @@ def checked_annotation(
     return Annotation(image, width, height, boxes_arr, classes_arr)
 
 
+def named_annotation(
+    image: str,
+    width: int,
+    height: int,
+    objects: Sequence[tuple[Sequence[float], str, str]],
+    class_of: dict[str, int],
+    *,
+    source: str,
+    on_invalid: OnInvalid = "raise",
+) -> Annotation:
+    """:func:`checked_annotation` of boxes given with class *names*, as VOC and CSV files do.
+
+    ``objects`` are ``(box, class name, label)``: ``box`` as in :func:`checked_annotation`,
+    ``label`` where the box is written (``"object 3"``, ``"line 12"``). A name missing from
+    ``class_of`` (name → class id) is reported by :func:`report_invalid`, naming the box.
+    """
+    boxes, classes, labels = [], [], []
+    for box, name, label in objects:
+        if name not in class_of:
+            report_invalid(
+                f"{source}: image {image}: box {len(boxes)} ({label}): class {name!r} is not in "
+                "class_names",
+                on_invalid,
+            )
+            continue
+        boxes.append(box)
+        classes.append(class_of[name])
+        labels.append(label)
+    return checked_annotation(
+        image,
+        width,
+        height,
+        boxes,
+        classes,
+        num_classes=len(class_of),
+        source=source,
+        box_labels=labels,
+        on_invalid=on_invalid,
+    )
+
+
 def _box_problem(
     box: np.ndarray, cls: int, width: int, height: int, num_classes: int
 ) -> tuple[str, bool]:

@@ -29,8 +29,8 @@ from kyolo.data.annotations import (
     AnnotationError,
     OnInvalid,
     check_on_invalid,
-    checked_annotation,
-    report_invalid,
+    named_annotation,
+    read_image_size,
     require_file,
     resolve_in_root,
 )
@@ -113,29 +113,9 @@ def _annotation(
 ) -> Annotation:
     path = resolve_in_root(image_dir, image, source=source)
     require_file(path, source=source)
-    with Image.open(path) as im:
-        width, height = im.size
-    boxes, classes, labels = [], [], []
-    for box, label, where in rows:
-        if label not in class_of:
-            report_invalid(
-                f"{source}: image {path}: {where}: label {label!r} is not in class_names",
-                on_invalid,
-            )
-            continue
-        boxes.append(box)
-        classes.append(class_of[label])
-        labels.append(where)
-    return checked_annotation(
-        path,
-        width,
-        height,
-        boxes,
-        classes,
-        num_classes=len(class_of),
-        source=source,
-        box_labels=labels,
-        on_invalid=on_invalid,
+    width, height = read_image_size(path, source=source)
+    return named_annotation(
+        path, width, height, rows, class_of, source=source, on_invalid=on_invalid
     )
 
 

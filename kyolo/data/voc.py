@@ -11,9 +11,8 @@ from kyolo.data.annotations import (
     AnnotationError,
     OnInvalid,
     check_on_invalid,
-    checked_annotation,
+    named_annotation,
     read_image_size,
-    report_invalid,
     require_file,
     resolve_in_root,
 )
@@ -81,7 +80,7 @@ def _read_one(
     if width <= 0 or height <= 0:
         width, height = read_image_size(path, source=source)
 
-    boxes, classes, labels = [], [], []
+    objects = []
     for index, obj in enumerate(root.iter("object")):
         where = f"{source}: object {index}"
         if skip_difficult and obj.findtext("difficult", "0").strip() == "1":
@@ -91,26 +90,9 @@ def _read_one(
         if bndbox is None:
             raise AnnotationError(f"{where}: missing <bndbox>")
         box = tuple(_number(bndbox, k, where, float) for k in ("xmin", "ymin", "xmax", "ymax"))
-        if name not in class_of:
-            report_invalid(
-                f"{source}: image {path}: box {len(boxes)} (object {index}): class {name!r} is "
-                f"not in class_names",
-                on_invalid,
-            )
-            continue
-        boxes.append(box)
-        classes.append(class_of[name])
-        labels.append(f"object {index}")
-    return checked_annotation(
-        path,
-        width,
-        height,
-        boxes,
-        classes,
-        num_classes=len(class_of),
-        source=source,
-        box_labels=labels,
-        on_invalid=on_invalid,
+        objects.append((box, name, f"object {index}"))
+    return named_annotation(
+        path, width, height, objects, class_of, source=source, on_invalid=on_invalid
     )
 
 

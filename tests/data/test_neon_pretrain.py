@@ -53,7 +53,10 @@ def test_csv_columns_are_found_by_name_and_images_kept_in_order(images):
     [
         ("image_path,xmin,ymin,xmax,label\na.png,1,2,3,0\n", r"missing column\(s\) \['ymax'\]"),
         ("image_path,xmin,ymin,xmax,ymax,label\na.png,1,x,3,4,0\n", "line 2: coordinate"),
-        ("image_path,xmin,ymin,xmax,ymax,label\na.png,1,2,3,4,Bird\n", "line 2: label 'Bird'"),
+        (
+            "image_path,xmin,ymin,xmax,ymax,label\na.png,1,2,3,4,Bird\n",
+            r"box 0 \(line 2\): class 'Bird' is not in class_names",
+        ),
         ("image_path,xmin,ymin,xmax,ymax,label\na.png,1,2,300,4,0\n", r"box 0 \(line 2\)"),
         ("image_path,xmin,ymin,xmax,ymax,label\nc.png,1,2,3,4,0\n", "c.png' does not exist"),
     ],

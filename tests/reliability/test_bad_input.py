@@ -14,6 +14,7 @@ from PIL import Image
 
 from kyolo.data import AnnotationError, read_coco, read_voc, read_yolo
 from kyolo.data.annotations import Annotation
+from kyolo.data.neon_pretrain import read_deepforest_csv
 from kyolo.data.pipeline import check_box_counts, check_images, make_dataset
 from kyolo.encode import encode_targets, target_encoder
 from kyolo.losses import YoloLoss
@@ -177,3 +178,7 @@ def test_an_image_claiming_30000x30000_is_named_by_the_readers(tmp_path):
     (voc / "bomb.xml").write_text("<annotation><filename>bomb.png</filename></annotation>")
     with pytest.raises(AnnotationError, match=r"bomb\.xml: cannot read the size of image .*bomb"):
         read_voc(voc, images, ["a"])
+    csv = tmp_path / "trees.csv"
+    csv.write_text("image_path,xmin,ymin,xmax,ymax,label\nbomb.png,1,2,3,4,Tree\n")
+    with pytest.raises(AnnotationError, match=r"trees\.csv: cannot read the size of image .*bomb"):
+        read_deepforest_csv(csv, images, ["Tree"])
