@@ -319,22 +319,28 @@ def test_shard_order_gives_each_worker_every_wth_element(size, workers, expected
     assert shards == expected
 
 
+def _two_epochs(annotations, context, augment=True):
+    """Two epochs of training batches (numpy), global batch 4; a worker's shard with
+    ``context``."""
+    ds = make_dataset(
+        annotations,
+        CFG.replace(max_boxes=8),
+        batch_size=4,
+        training=True,
+        seed=5,
+        augment=augment,
+        input_context=context,
+    )
+    return [[{k: v.numpy() for k, v in b.items()} for b in ds] for _ in range(2)]
+
+
 def test_worker_shards_split_the_single_process_batches(annotations):
     """Two workers' per-replica batches of step j together are the single process's batch j,
     image for image (same order, same augmentation seeds), for two epochs."""
     augment = Augmentation(mosaic_prob=0.5)
 
     def epochs(context):
-        ds = make_dataset(
-            annotations,
-            CFG.replace(max_boxes=8),
-            batch_size=4,
-            training=True,
-            seed=5,
-            augment=augment,
-            input_context=context,
-        )
-        return [[{k: v.numpy() for k, v in b.items()} for b in ds] for _ in range(2)]
+        return _two_epochs(annotations, context, augment=augment)
 
     single = epochs(None)
     workers = [epochs(_context(2, i)) for i in range(2)]
@@ -354,18 +360,10 @@ def test_worker_shards_split_the_single_process_batches(annotations):
 def test_worker_shards_take_the_single_process_batches_step_by_step(annotations):
     """Over several steps too: step j of every worker holds images of the single process's
     global batch j (12 images, 3 steps of 4, two workers of 2, two epochs)."""
-    twelve = annotations * 3
 
     def steps(context):
-        ds = make_dataset(
-            twelve,
-            CFG.replace(max_boxes=8),
-            batch_size=4,
-            training=True,
-            seed=5,
-            input_context=context,
-        )
-        return [[sorted(b["index"].numpy().tolist()) for b in ds] for _ in range(2)]
+        epochs = _two_epochs(annotations * 3, context)
+        return [[sorted(b["index"].tolist()) for b in epoch] for epoch in epochs]
 
     single = steps(None)
     workers = [steps(_context(2, i)) for i in range(2)]
