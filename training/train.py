@@ -646,10 +646,11 @@ def command(argv: list[str]) -> None:
         shutil.rmtree(os.path.join(args.out, "backup"), ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
             os.remove(os.path.join(args.out, "history.csv"))
+    written = write_dir(args.out)
     if not chief:  # a killed run's leftovers: this run writes its copies anew
-        shutil.rmtree(write_dir(args.out), ignore_errors=True)
-    os.makedirs(write_dir(args.out), exist_ok=True)
-    write_run_config(parser, args, write_dir(args.out))
+        shutil.rmtree(written, ignore_errors=True)
+    os.makedirs(written, exist_ok=True)
+    write_run_config(parser, args, written)
     try:
         metrics = train(args)
     except (InvalidInput, AnnotationError):
@@ -657,7 +658,7 @@ def command(argv: list[str]) -> None:
             shutil.rmtree(args.out, ignore_errors=True)
         raise
     if not chief:  # Keras' multi-worker pattern: a worker's copies go when the run is done
-        shutil.rmtree(write_dir(args.out), ignore_errors=True)
+        shutil.rmtree(written, ignore_errors=True)
         return
     print(
         f"done in {metrics['wall_time_s']:.0f} s: val mAP50 {metrics['val_mAP50']:.3f}, "
